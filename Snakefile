@@ -1,0 +1,36 @@
+# mrvi-repro: the MrVI paper (Boyeau et al., Nature Methods 2025) as a Snakemake workflow.
+#
+#   snakemake --cores 2                       default config: offline semi-synthetic benchmark
+#   snakemake --cores 2 --configfile FILE     another config (it replaces config/config.yaml)
+#
+# Output path grammar: every file of a dataset lives under results/{dataset}/, where {dataset} is a
+# name from config["datasets"]:
+#
+#   results/{dataset}/raw/base.h5ad             raw counts before preprocessing (simulated bases)
+#   results/{dataset}/data/preprocessed.h5ad    validated AnnData: raw counts of the HVGs in X (CSR),
+#                                               contract keys and (semi-synthetic) ground truth in obs/uns
+#   results/{dataset}/data/samples.tsv          one row per sample: covariates, number of cells
+#   results/{dataset}/logs/{rule}.log           log of each rule
+#   results/{dataset}/benchmarks/{rule}.tsv     Snakemake benchmark (time, memory) of each rule
+#
+# Later stages add results/{dataset}/model/, analysis/, baselines/, metrics/ and figures/ with the
+# same logs/ and benchmarks/ convention (further wildcards become path levels).
+
+import os
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        get_final_outputs(),

@@ -1,0 +1,29 @@
+"""Shared fixtures: small simulated datasets, built once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mrvi_repro.data import SemisyntheticParams, SimulationParams, make_semisynthetic, simulate_base
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: A base small enough for fast tests but with every feature of the default one.
+TINY_SIM = SimulationParams(n_cells=3000, n_genes=600, n_cell_types=6, n_samples=4, seed=1)
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def tiny_base():
+    return simulate_base(TINY_SIM)
+
+
+@pytest.fixture(scope="session")
+def tiny_semi(tiny_base):
+    return make_semisynthetic(tiny_base, SemisyntheticParams(seed=3))

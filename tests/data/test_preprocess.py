@@ -1,0 +1,95 @@
+import logging
+
+import numpy as np
+import pytest
+from scipy import sparse
+
+from mrvi_repro.data import (
+    DataContractError,
+    DatasetSpec,
+    count_problems,
+    counts_to_x,
+    preprocess_dataset,
+    sample_table,
+)
+
+SEMI_ENTRY = {
+    "source": {"kind": "simulate"},
+    "sample_key": "sample_assignment",
+    "labels_key": "leiden",
+    "sample_covariates": ["covariate_1", "covariate_1_top", "covariate_2", "covariate_2_strong"],
+    "hvg": {"n_top_genes": 300},
+    "semisynthetic": {"seed": 3},
+}
+USER_ENTRY = {
+    "source": {"kind": "h5ad", "path": "unused.h5ad"},
+    "sample_key": "sample",
+    "batch_key": "batch",
+    "labels_key": "cell_type",
+    "hvg": {"n_top_genes": 200},
+}
+
+
+def test_semisynthetic_dataset(tiny_base):
+    out = preprocess_dataset(tiny_base, DatasetSpec.from_dict("semi", SEMI_ENTRY))
+    assert out.n_vars == 300
+    assert out.X.format == "csr" and count_problems(out.X) == []
+    assert out.obs["sample_assignment"].nunique() == 32
+    assert "semisynthetic" in out.uns
+    # X holds the raw counts of the selected genes, untouched
+    cells = out.obs_names[~out.obs["resampled"].to_numpy()][:50]
+    expected = tiny_base[cells, out.var_names].X.toarray()
+    np.testing.assert_array_equal(out[cells].X.toarray(), expected)
+
+
+def test_counts_from_a_layer(tiny_base):
+    user = tiny_base.copy()
+    user.layers["counts"] = user.X.copy()
+    user.X = sparse.csr_matrix(np.log1p(user.X.toarray()))  # a published file's log-normalised X
+    spec = DatasetSpec.from_dict(
+        "user",
+        {**USER_ENTRY, "source": {"kind": "h5ad", "path": "x.h5ad", "counts_layer": "counts"}},
+    )
+    out = preprocess_dataset(user, spec)
+    assert count_problems(out.X) == [] and "counts" not in out.layers
+    np.testing.assert_array_equal(out.X.toarray(), tiny_base[:, out.var_names].X.toarray())
+
+
+def test_log_normalised_x_is_refused_before_any_work(tiny_base):
+    user = tiny_base.copy()
+    user.X = sparse.csr_matrix(np.log1p(user.X.toarray()))
+    with pytest.raises(DataContractError, match="X has .* non-integer entries"):
+        preprocess_dataset(user, DatasetSpec.from_dict("user", USER_ENTRY))
+
+
+def test_missing_counts_layer(tiny_base):
+    with pytest.raises(DataContractError, match="counts_layer 'raw' is not a layer"):
+        counts_to_x(tiny_base, "raw")
+
+
+def test_empty_cells_are_removed_and_logged(tiny_base, caplog):
+    user = tiny_base[:600].copy()
+    x = user.X.toarray()
+    x[:7] = 0
+    user.X = sparse.csr_matrix(x)
+    with caplog.at_level(logging.INFO):
+        out = preprocess_dataset(
+            user, DatasetSpec.from_dict("user", {**USER_ENTRY, "min_cells_per_sample": 5})
+        )
+    assert out.n_obs == 593
+    assert "removed 7 of 600 cells with no counts" in caplog.text
+    assert "kept 200 genes" in caplog.text
+
+
+def test_contract_violations_surface(tiny_base):
+    spec = DatasetSpec.from_dict("user", {**USER_ENTRY, "sample_covariates": ["lineage"]})
+    with pytest.raises(DataContractError, match="'lineage' varies within 4 sample"):
+        preprocess_dataset(tiny_base, spec)
+
+
+def test_sample_table(tiny_semi):
+    table = sample_table(
+        tiny_semi, sample_key="sample_assignment", sample_covariates=["covariate_1", "covariate_2"]
+    )
+    assert list(table.columns) == ["sample", "covariate_1", "covariate_2", "n_cells"]
+    assert len(table) == 32 and table["n_cells"].sum() == tiny_semi.n_obs

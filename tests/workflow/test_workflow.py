@@ -1,0 +1,139 @@
+"""Snakemake itself, run in a subprocess: dry runs, config errors, and a full run of a tiny config."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import anndata as ad
+import pandas as pd
+import pytest
+import yaml
+
+from mrvi_repro.data import SimulationParams, simulate_base, validate_adata
+
+pytestmark = pytest.mark.workflow
+
+TINY_SEMI = {
+    "description": "tiny semi-synthetic dataset for tests",
+    "source": {"kind": "simulate", "n_cells": 2500, "n_genes": 400, "seed": 7},
+    "sample_key": "sample_assignment",
+    "labels_key": "leiden",
+    "sample_covariates": ["covariate_1", "covariate_1_top", "covariate_2", "covariate_2_strong"],
+    "min_cells_per_sample": 10,
+    "hvg": {"n_top_genes": 250},
+    "semisynthetic": {"seed": 1},
+}
+
+
+def snakemake(repo, *args, cwd=None):
+    """Run Snakemake; return its exit code and its output (stdout and stderr together)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(repo / "Snakefile"),
+        *map(str, args),
+    ]
+    res = subprocess.run(
+        cmd,
+        cwd=cwd or repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=900,
+    )
+    return res.returncode, res.stdout
+
+
+def write_config(tmp_path, datasets, extra=None):
+    paths = []
+    for name, entry in datasets.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(entry))
+        paths.append(str(path))
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"datasets": paths, **(extra or {})}))
+    return config
+
+
+def test_dry_run_default_config(repo, tmp_path):
+    rc, out = snakemake(
+        repo, "-n", "--directory", tmp_path, "--configfile", repo / "config" / "config.yaml"
+    )
+    assert rc == 0, out
+    for rule in ("simulate_base", "preprocess_dataset", "all"):
+        assert f"rule {rule}:" in out or f"{rule} " in out
+    assert "results/semisynthetic/data/preprocessed.h5ad" in out
+
+
+def test_unknown_config_key_is_named(repo, tmp_path):
+    config = write_config(tmp_path, {"tiny": TINY_SEMI}, extra={"dataset": "oops"})
+    rc, out = snakemake(repo, "-n", "--directory", tmp_path, "--configfile", config)
+    assert rc != 0
+    assert "config is invalid" in out and "'dataset' was unexpected" in out
+
+
+def test_bad_dataset_entry_is_named(repo, tmp_path):
+    entry = {**TINY_SEMI, "hvg": {"n_top_genes": 250, "flavour": "seurat_v3"}}
+    config = write_config(tmp_path, {"tiny": entry})
+    rc, out = snakemake(repo, "-n", "--directory", tmp_path, "--configfile", config)
+    assert rc != 0
+    assert "tiny.yaml' is invalid" in out
+    assert "hvg: Additional properties are not allowed ('flavour' was unexpected)" in out
+
+
+def test_missing_dataset_file(repo, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"datasets": [str(tmp_path / "nowhere.yaml")]}))
+    rc, out = snakemake(repo, "-n", "--directory", tmp_path, "--configfile", config)
+    assert rc != 0 and "entry file" in out and "not found" in out
+
+
+def test_full_run_of_a_tiny_config(repo, tmp_path):
+    # a simulated semi-synthetic dataset and a user's own .h5ad, side by side
+    user = simulate_base(
+        SimulationParams(n_cells=800, n_genes=300, n_samples=4, n_batches=2, seed=2)
+    )
+    user.obs["donor_group"] = user.obs["sample"].map(
+        {"sample_01": "a", "sample_02": "b", "sample_03": "a", "sample_04": "b"}
+    )
+    user.write_h5ad(tmp_path / "mine.h5ad")
+    mine = {
+        "source": {"kind": "h5ad", "path": "mine.h5ad"},
+        "sample_key": "sample",
+        "batch_key": "batch",
+        "labels_key": "cell_type",
+        "sample_covariates": ["donor_group"],
+        "hvg": {"n_top_genes": 150},
+    }
+    config = write_config(tmp_path, {"tiny": TINY_SEMI, "mine": mine})
+    rc, out = snakemake(repo, "--cores", "2", "--directory", tmp_path, "--configfile", config)
+    assert rc == 0, out[-5000:]
+
+    results = tmp_path / "results"
+    tiny = ad.read_h5ad(results / "tiny" / "data" / "preprocessed.h5ad")
+    assert tiny.n_vars == 250 and tiny.X.format == "csr"
+    validate_adata(
+        tiny,
+        sample_key="sample_assignment",
+        labels_key="leiden",
+        sample_covariates=TINY_SEMI["sample_covariates"],
+        min_cells_per_sample=10,
+    )
+    samples = pd.read_csv(results / "tiny" / "data" / "samples.tsv", sep="\t")
+    assert len(samples) == 32 and samples["n_cells"].sum() == tiny.n_obs
+
+    own = ad.read_h5ad(results / "mine" / "data" / "preprocessed.h5ad")
+    assert own.n_vars == 150 and own.n_obs == 800
+    assert not (results / "mine" / "raw").exists()  # a user's file is read in place
+
+    log = (results / "tiny" / "logs" / "preprocess_dataset.log").read_text()
+    assert "HVG (seurat_v3): kept 250 genes" in log and "32 samples" in log
+    for rule in ("simulate_base", "preprocess_dataset"):
+        bench = pd.read_csv(results / "tiny" / "benchmarks" / f"{rule}.tsv", sep="\t")
+        assert {"s", "max_rss"} <= set(bench.columns)
+
+    rc, out = snakemake(repo, "-n", "--directory", tmp_path, "--configfile", config)
+    assert rc == 0 and "Nothing to be done" in out
