@@ -1,0 +1,153 @@
+"""Small Flax building blocks of MrVI and scVI.
+
+Layer-level facts follow the reference (shared/reference/mrvi_reference_implementation.md §1.2-1.5):
+PyTorch-default kernel initialisation, ResNet blocks with LayerNorm, a sample-conditional
+normalisation in the encoder, and the attention block that mixes a latent state with a sample or
+batch embedding through 16 one-dimensional "tokens".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+#: PyTorch's default Linear initialisation expressed as a variance scaling.
+DENSE_INIT = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
+#: Initialisation of sample and batch embeddings.
+EMBED_INIT = nn.initializers.normal(0.1)
+
+Activation = Callable[[jax.Array], jax.Array]
+
+
+def Dense(features: int, **kwargs: Any) -> nn.Dense:
+    """Dense layer with the PyTorch-default kernel initialisation."""
+    return nn.Dense(features, kernel_init=DENSE_INIT, **kwargs)
+
+
+class ResnetBlock(nn.Module):
+    """Dense -> LayerNorm -> activation, plus a skip connection, then Dense -> LayerNorm -> activation.
+
+    Attributes
+    ----------
+    n_out
+        Output width.
+    n_hidden
+        Width of the inner layer (the skip is projected to it when the input width differs).
+    activation
+        Non-linearity.
+    """
+
+    n_out: int
+    n_hidden: int = 128
+    activation: Activation = nn.relu
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        h = self.activation(nn.LayerNorm()(Dense(self.n_hidden)(x)))
+        skip = x if x.shape[-1] == self.n_hidden else Dense(self.n_hidden)(x)
+        h = h + skip
+        return self.activation(nn.LayerNorm()(Dense(self.n_out)(h)))
+
+
+class MLP(nn.Module):
+    """``n_layers`` ResNet blocks of width ``n_hidden`` followed by a Dense output layer."""
+
+    n_out: int
+    n_hidden: int = 128
+    n_layers: int = 1
+    activation: Activation = nn.relu
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for _ in range(self.n_layers):
+            x = ResnetBlock(self.n_hidden, self.n_hidden, self.activation)(x)
+        return Dense(self.n_out)(x)
+
+
+class NormalOutput(nn.Module):
+    """ResNet blocks, then the mean and scale (softplus + 1e-5) of a diagonal Gaussian."""
+
+    n_out: int
+    n_hidden: int = 128
+    n_layers: int = 2
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        for _ in range(self.n_layers):
+            x = ResnetBlock(self.n_hidden, self.n_hidden)(x)
+        mean = Dense(self.n_out)(x)
+        scale = nn.softplus(Dense(self.n_out)(x)) + 1e-5
+        return mean, scale
+
+
+class ConditionalNormalization(nn.Module):
+    """LayerNorm without its own affine, followed by a per-condition scale and shift.
+
+    The scale embedding starts at N(1, 0.02), the shift at 0.
+    """
+
+    n_features: int
+    n_conditions: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array, condition: jax.Array) -> jax.Array:
+        x = nn.LayerNorm(use_scale=False, use_bias=False)(x)
+        gamma = nn.Embed(
+            self.n_conditions,
+            self.n_features,
+            embedding_init=lambda k, s, d=jnp.float32: 1.0 + 0.02 * jax.random.normal(k, s, d),
+        )(condition)
+        beta = nn.Embed(self.n_conditions, self.n_features, embedding_init=nn.initializers.zeros)(
+            condition
+        )
+        return gamma * x + beta
+
+
+class AttentionBlock(nn.Module):
+    """Multi-head attention of a latent state (query) on an embedding (keys/values), then an MLP.
+
+    1. The query and the embedding are each projected to ``outerprod_dim`` tokens of width 1.
+    2. Multi-head dot-product attention (``n_heads`` heads, ``n_channels`` output channels per
+       token) of the query tokens on the embedding tokens; the result is flattened.
+    3. An MLP maps it to ``outerprod_dim`` features; a second MLP maps the concatenation of the
+       query and those features to ``out_dim``.
+
+    With ``stop_gradients_mlp`` the query's gradient is stopped in the token projection only (the
+    concatenation in step 3 still passes gradients), as in the reference.
+    """
+
+    out_dim: int
+    outerprod_dim: int = 16
+    n_channels: int = 4
+    n_heads: int = 2
+    n_hidden_mlp: int = 32
+    n_layers_mlp: int = 1
+    dropout_rate: float = 0.03
+    stop_gradients_mlp: bool = True
+    activation: Activation = nn.gelu
+
+    @nn.compact
+    def __call__(self, query: jax.Array, kv: jax.Array, *, training: bool = False) -> jax.Array:
+        q = jax.lax.stop_gradient(query) if self.stop_gradients_mlp else query
+        q_tokens = nn.DenseGeneral((self.outerprod_dim, 1), use_bias=False, kernel_init=DENSE_INIT)(
+            q
+        )
+        kv_tokens = nn.DenseGeneral(
+            (self.outerprod_dim, 1), use_bias=False, kernel_init=DENSE_INIT
+        )(kv)
+        attended = nn.MultiHeadDotProductAttention(
+            num_heads=self.n_heads,
+            qkv_features=self.n_channels * self.n_heads,
+            out_features=self.n_channels,
+            dropout_rate=self.dropout_rate,
+            deterministic=not training,
+            kernel_init=DENSE_INIT,
+        )(q_tokens, kv_tokens)
+        flat = attended.reshape(*attended.shape[:-2], -1)
+        eps = MLP(self.outerprod_dim, self.n_hidden_mlp, 1, self.activation)(flat)
+        both = jnp.concatenate([query, eps], axis=-1)
+        return MLP(self.out_dim, self.n_hidden_mlp, self.n_layers_mlp, self.activation)(both)

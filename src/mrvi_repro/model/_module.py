@@ -1,0 +1,212 @@
+"""The MrVI generative model and its variational approximation as one Flax module.
+
+Paper, Methods "The MrVI model": u_n ~ p(u) (mixture of Gaussians), z_n = A u_n + eps_n with eps_n
+produced by attention of u on the sample s_n (penalised by a Gaussian prior), and
+x_ng ~ NB(l_n h_ng, theta_g) with h_n = softmax(W(z_n + attention(z_n, b_n))). Inference: q(u | x, s)
+is a Gaussian from an MLP with sample-conditional normalisation; z given u and s is deterministic.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax.scipy.special import gammaln, logsumexp
+
+from ._components import (
+    EMBED_INIT,
+    AttentionBlock,
+    ConditionalNormalization,
+    Dense,
+    NormalOutput,
+)
+from ._config import MrVIConfig
+
+_LOG_2PI = float(jnp.log(2 * jnp.pi))
+
+
+def normal_log_prob(x: jax.Array, mean: jax.Array, log_scale: jax.Array) -> jax.Array:
+    """Elementwise log density of N(mean, exp(log_scale)^2)."""
+    return -0.5 * ((x - mean) * jnp.exp(-log_scale)) ** 2 - log_scale - 0.5 * _LOG_2PI
+
+
+def nb_log_prob(x: jax.Array, log_mean: jax.Array, log_theta: jax.Array) -> jax.Array:
+    """Negative-binomial log density without the log(x!) term, summed over the last axis.
+
+    Parameterised by the log mean and the log inverse dispersion theta. The omitted term,
+    -sum log(x!), does not depend on any parameter; add it back for a full log-likelihood.
+    """
+    theta = jnp.exp(log_theta)
+    log_theta_mu = jnp.logaddexp(log_theta, log_mean)
+    ll = (
+        gammaln(x + theta)
+        - gammaln(theta)
+        + theta * (log_theta - log_theta_mu)
+        + x * (log_mean - log_theta_mu)
+    )
+    return ll.sum(-1)
+
+
+class EncoderXU(nn.Module):
+    """q(u | x, s): log1p counts, two Dense + sample-conditional norm + GELU, sample embedding, Gaussian."""
+
+    n_latent_u: int
+    n_samples: int
+    n_hidden: int = 128
+    n_layers: int = 2
+
+    @nn.compact
+    def __call__(self, x: jax.Array, sample: jax.Array) -> tuple[jax.Array, jax.Array]:
+        h = jnp.log1p(x)
+        for _ in range(2):
+            h = Dense(self.n_hidden)(h)
+            h = ConditionalNormalization(self.n_hidden, self.n_samples)(h, sample)
+            h = nn.gelu(h)
+        h = h + nn.Embed(self.n_samples, self.n_hidden, embedding_init=EMBED_INIT)(sample)
+        return NormalOutput(self.n_latent_u, self.n_hidden, self.n_layers)(h)
+
+
+class EncoderUZ(nn.Module):
+    """u, s -> (z_base, eps): eps from attention of LayerNorm(u) on the sample embedding."""
+
+    config: MrVIConfig
+    n_samples: int
+
+    @nn.compact
+    def __call__(
+        self, u: jax.Array, sample: jax.Array, *, training: bool = False
+    ) -> tuple[jax.Array, jax.Array]:
+        c = self.config
+        s_embed = nn.Embed(self.n_samples, c.n_latent_sample, embedding_init=EMBED_INIT)(sample)
+        s_embed = nn.LayerNorm()(s_embed)
+        if s_embed.ndim < u.ndim:  # a sample per cell, u with a leading Monte-Carlo axis
+            s_embed = jnp.broadcast_to(s_embed, (*u.shape[:-1], s_embed.shape[-1]))
+        eps = AttentionBlock(
+            out_dim=c.n_latent,
+            outerprod_dim=c.n_latent_sample,
+            n_channels=c.n_channels,
+            n_heads=c.n_heads,
+            n_hidden_mlp=c.n_hidden_attention,
+            dropout_rate=c.dropout_rate,
+        )(nn.LayerNorm()(u), s_embed, training=training)
+        z_base = Dense(c.n_latent)(u) if c.n_latent != c.n_latent_u else u
+        return z_base, eps
+
+
+class DecoderZX(nn.Module):
+    """z, b -> log h (log of the gene proportions); attention on the batch embedding if n_batches > 1."""
+
+    config: MrVIConfig
+    n_genes: int
+    n_batches: int
+
+    @nn.compact
+    def __call__(self, z: jax.Array, batch: jax.Array, *, training: bool = False) -> jax.Array:
+        c = self.config
+        if self.n_batches > 1:
+            b_embed = nn.LayerNorm()(
+                nn.Embed(self.n_batches, c.n_latent_sample, embedding_init=EMBED_INIT)(batch)
+            )
+            if b_embed.ndim < z.ndim:
+                b_embed = jnp.broadcast_to(b_embed, (*z.shape[:-1], b_embed.shape[-1]))
+            residual = AttentionBlock(
+                out_dim=c.n_latent,
+                outerprod_dim=c.n_latent_sample,
+                n_channels=c.n_channels,
+                n_heads=c.n_heads,
+                n_hidden_mlp=c.n_hidden_attention,
+                dropout_rate=c.dropout_rate,
+            )(nn.LayerNorm()(z), b_embed, training=training)
+            logits = Dense(self.n_genes)(z + residual)
+        else:
+            logits = Dense(self.n_genes)(nn.LayerNorm()(z))
+        return jax.nn.log_softmax(logits, axis=-1)
+
+
+class MrVAE(nn.Module):
+    """MrVI: encoder, u -> z map, decoder, priors and the per-cell loss terms.
+
+    Attributes
+    ----------
+    config
+        Architecture.
+    n_genes, n_samples, n_batches, n_labels
+        Sizes of the data (``n_labels`` is used by the cell-type-guided prior only).
+    """
+
+    config: MrVIConfig
+    n_genes: int
+    n_samples: int
+    n_batches: int = 1
+    n_labels: int = 1
+
+    def setup(self) -> None:
+        c = self.config
+        self.qu = EncoderXU(c.n_latent_u, self.n_samples, c.encoder_n_hidden, c.encoder_n_layers)
+        self.qz = EncoderUZ(c, self.n_samples)
+        self.px = DecoderZX(c, self.n_genes, self.n_batches)
+        self.px_log_theta = self.param("px_log_theta", nn.initializers.normal(1.0), (self.n_genes,))
+        k = self.n_components
+        self.u_prior_logits = self.param("u_prior_logits", nn.initializers.zeros, (k,))
+        self.u_prior_means = self.param(
+            "u_prior_means", nn.initializers.normal(1.0), (k, c.n_latent_u)
+        )
+        self.u_prior_log_scales = self.param(
+            "u_prior_log_scales", nn.initializers.zeros, (k, c.n_latent_u)
+        )
+
+    @property
+    def n_components(self) -> int:
+        """Mixture components of the prior on u (1 for the isotropic prior)."""
+        c = self.config
+        return {"mog": c.n_mixture, "celltype": self.n_labels, "isotropic": 1}[c.prior]
+
+    def encode(self, x: jax.Array, sample: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Mean and standard deviation of q(u | x, s)."""
+        return self.qu(x, sample)
+
+    def z_parts(
+        self, u: jax.Array, sample: jax.Array, training: bool = False
+    ) -> tuple[jax.Array, jax.Array]:
+        """z_base and eps for u under sample(s) ``sample``; z = z_base + eps."""
+        return self.qz(u, sample, training=training)
+
+    def log_h(self, z: jax.Array, batch: jax.Array, training: bool = False) -> jax.Array:
+        """Log gene proportions (log of the decoder's softmax) for z in nuisance batch ``batch``."""
+        return self.px(z, batch, training=training)
+
+    def u_prior_log_prob(self, u: jax.Array, label: jax.Array | None = None) -> jax.Array:
+        """Log p(u): the full-dimensional mixture (or isotropic Gaussian), summed over dimensions."""
+        c = self.config
+        if c.prior == "isotropic":
+            return normal_log_prob(u, 0.0, jnp.asarray(c.u_prior_log_scale)).sum(-1)
+        logits = self.u_prior_logits
+        if c.prior == "celltype":
+            logits = logits + c.celltype_logit_eps * jax.nn.one_hot(label, self.n_components)
+        log_w = jax.nn.log_softmax(logits, axis=-1)
+        comp = normal_log_prob(u[..., None, :], self.u_prior_means, self.u_prior_log_scales).sum(-1)
+        return logsumexp(log_w + comp, axis=-1)
+
+    def __call__(
+        self,
+        x: jax.Array,
+        sample: jax.Array,
+        batch: jax.Array,
+        label: jax.Array,
+        *,
+        training: bool = False,
+    ) -> dict[str, jax.Array]:
+        """Per-cell loss terms: ``reconstruction`` (-log NB without log x!), ``kl_u``, ``kl_z``.
+
+        Uses the RNG stream ``"u"`` (reparameterised sample of u) and ``"dropout"`` when training.
+        """
+        mean, scale = self.encode(x, sample)
+        u = mean + scale * jax.random.normal(self.make_rng("u"), mean.shape)
+        z_base, eps = self.z_parts(u, sample, training)
+        log_h = self.log_h(z_base + eps, batch, training)
+        library = jnp.log(x.sum(-1, keepdims=True))
+        reconstruction = -nb_log_prob(x, log_h + library, self.px_log_theta)
+        log_q = normal_log_prob(u, mean, jnp.log(scale)).sum(-1)
+        kl_u = log_q - self.u_prior_log_prob(u, label)
+        kl_z = -normal_log_prob(eps, 0.0, jnp.asarray(self.config.z_u_prior_log_scale)).sum(-1)
+        return {"reconstruction": reconstruction, "kl_u": kl_u, "kl_z": kl_z}
