@@ -66,6 +66,35 @@ class EncoderXU(nn.Module):
         return NormalOutput(self.n_latent_u, self.n_hidden, self.n_layers)(h)
 
 
+class EmbeddingAttention(nn.Module):
+    """Attention of LayerNorm(state) on the LayerNorm-ed embedding of a category (sample or batch).
+
+    The output has ``config.n_latent`` features; a category per cell is broadcast over any leading
+    Monte-Carlo axis of the state.
+    """
+
+    config: MrVIConfig
+    n_categories: int
+
+    @nn.compact
+    def __call__(
+        self, state: jax.Array, category: jax.Array, *, training: bool = False
+    ) -> jax.Array:
+        c = self.config
+        embed = nn.Embed(self.n_categories, c.n_latent_sample, embedding_init=EMBED_INIT)(category)
+        embed = nn.LayerNorm()(embed)
+        if embed.ndim < state.ndim:
+            embed = jnp.broadcast_to(embed, (*state.shape[:-1], embed.shape[-1]))
+        return AttentionBlock(
+            out_dim=c.n_latent,
+            outerprod_dim=c.n_latent_sample,
+            n_channels=c.n_channels,
+            n_heads=c.n_heads,
+            n_hidden_mlp=c.n_hidden_attention,
+            dropout_rate=c.dropout_rate,
+        )(nn.LayerNorm()(state), embed, training=training)
+
+
 class EncoderUZ(nn.Module):
     """u, s -> (z_base, eps): eps from attention of LayerNorm(u) on the sample embedding."""
 
@@ -77,18 +106,7 @@ class EncoderUZ(nn.Module):
         self, u: jax.Array, sample: jax.Array, *, training: bool = False
     ) -> tuple[jax.Array, jax.Array]:
         c = self.config
-        s_embed = nn.Embed(self.n_samples, c.n_latent_sample, embedding_init=EMBED_INIT)(sample)
-        s_embed = nn.LayerNorm()(s_embed)
-        if s_embed.ndim < u.ndim:  # a sample per cell, u with a leading Monte-Carlo axis
-            s_embed = jnp.broadcast_to(s_embed, (*u.shape[:-1], s_embed.shape[-1]))
-        eps = AttentionBlock(
-            out_dim=c.n_latent,
-            outerprod_dim=c.n_latent_sample,
-            n_channels=c.n_channels,
-            n_heads=c.n_heads,
-            n_hidden_mlp=c.n_hidden_attention,
-            dropout_rate=c.dropout_rate,
-        )(nn.LayerNorm()(u), s_embed, training=training)
+        eps = EmbeddingAttention(c, self.n_samples)(u, sample, training=training)
         z_base = Dense(c.n_latent)(u) if c.n_latent != c.n_latent_u else u
         return z_base, eps
 
@@ -104,19 +122,7 @@ class DecoderZX(nn.Module):
     def __call__(self, z: jax.Array, batch: jax.Array, *, training: bool = False) -> jax.Array:
         c = self.config
         if self.n_batches > 1:
-            b_embed = nn.LayerNorm()(
-                nn.Embed(self.n_batches, c.n_latent_sample, embedding_init=EMBED_INIT)(batch)
-            )
-            if b_embed.ndim < z.ndim:
-                b_embed = jnp.broadcast_to(b_embed, (*z.shape[:-1], b_embed.shape[-1]))
-            residual = AttentionBlock(
-                out_dim=c.n_latent,
-                outerprod_dim=c.n_latent_sample,
-                n_channels=c.n_channels,
-                n_heads=c.n_heads,
-                n_hidden_mlp=c.n_hidden_attention,
-                dropout_rate=c.dropout_rate,
-            )(nn.LayerNorm()(z), b_embed, training=training)
+            residual = EmbeddingAttention(c, self.n_batches)(z, batch, training=training)
             logits = Dense(self.n_genes)(z + residual)
         else:
             logits = Dense(self.n_genes)(nn.LayerNorm()(z))
