@@ -75,3 +75,15 @@ def test_module_terms(n_batches, prior):
     assert all(v.shape == (8,) and bool(jnp.all(jnp.isfinite(v))) for v in terms.values())
     n_components = variables["params"]["u_prior_means"].shape[0]
     assert n_components == {"mog": 5, "isotropic": 1, "celltype": 3}[prior]
+
+
+def test_log_factorial_sparse_and_dense_agree_with_gammaln():
+    from scipy import sparse
+    from scipy.special import gammaln
+
+    from mrvi_repro.model import log_factorial
+
+    x = np.random.default_rng(0).poisson(2.0, (50, 30)).astype(np.float32)
+    expected = gammaln(x.astype(np.float64) + 1.0).sum(1)
+    np.testing.assert_allclose(log_factorial(sparse.csr_matrix(x)), expected, rtol=1e-10)
+    np.testing.assert_allclose(log_factorial(x), expected, rtol=1e-10)

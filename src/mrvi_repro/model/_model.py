@@ -89,12 +89,12 @@ class Registry:
         if key is None:
             return np.zeros(adata.n_obs, dtype=np.int32)
         values = adata.obs[key].astype(str).to_numpy()
-        lookup = {c: i for i, c in enumerate(cats)}
-        unknown = sorted(set(values) - set(lookup))
-        if unknown:
+        codes = pd.Categorical(values, categories=cats).codes.astype(np.int32)
+        if (codes < 0).any():
+            unknown = sorted(set(values[codes < 0]))
             msg = f"obs[{key!r}] has {len(unknown)} value(s) the model was not fitted on: {unknown[:5]}"
             raise ValueError(msg)
-        return np.fromiter((lookup[v] for v in values), dtype=np.int32, count=len(values))
+        return codes
 
     def check_genes(self, adata: ad.AnnData) -> None:
         """Refuse data whose genes differ from the fitted ones (same names, same order)."""
@@ -114,9 +114,10 @@ def log_factorial(x: Any) -> np.ndarray:
     """Per-cell sum of log(x!) over genes, the NB log-likelihood's parameter-free term."""
     if sparse.issparse(x):
         x = sparse.csr_matrix(x)
-        out = np.zeros(x.shape[0])
-        np.add.at(out, np.repeat(np.arange(x.shape[0]), np.diff(x.indptr)), gammaln(x.data + 1.0))
-        return out
+        terms = sparse.csr_matrix(
+            (gammaln(x.data.astype(np.float64) + 1.0), x.indices, x.indptr), shape=x.shape
+        )
+        return np.asarray(terms.sum(axis=1)).ravel()
     return gammaln(np.asarray(x, dtype=np.float64) + 1.0).sum(-1)
 
 
@@ -161,6 +162,14 @@ class MrVI:
         self.history = history if history is not None else pd.DataFrame()
         self.train_indices = train_indices
         self.module = _module_for(config, registry)
+        self._kernels: dict[tuple[Any, ...], Any] = {}
+
+    def _kernel(self, factory: Any, *options: Any) -> Any:
+        """Return the jitted function ``factory(module, *options)``, built once per model."""
+        key = (factory, *options)
+        if key not in self._kernels:
+            self._kernels[key] = factory(self.module, *options)
+        return self._kernels[key]
 
     # ------------------------------------------------------------------ fitting
     @classmethod
@@ -364,7 +373,7 @@ class MrVI:
         batch_size: int = 1024,
     ) -> np.ndarray:
         """Latent u or z of every cell (posterior means, or one sample each with ``use_mean=False``)."""
-        fn = _latent_fn(self.module, representation, use_mean)
+        fn = self._kernel(_latent_fn, representation, use_mean)
         key = jax.random.key(seed)
         out = []
         for i, (n, chunk) in enumerate(self._chunks(adata, batch_size)):
@@ -391,7 +400,7 @@ class MrVI:
             msg = f"unknown sample(s) {unknown[:5]}; the model knows {len(lookup)} samples"
             raise ValueError(msg)
         codes = jnp.asarray([lookup[s] for s in names], dtype=jnp.int32)
-        fn = _counterfactual_fn(self.module, use_mean)
+        fn = self._kernel(_counterfactual_fn, use_mean)
         key = jax.random.key(seed)
         out = []
         for i, (n, chunk) in enumerate(self._chunks(adata, batch_size)):
@@ -401,17 +410,17 @@ class MrVI:
     def log_expression(self, z: np.ndarray, batch: str | None = None) -> np.ndarray:
         """Decode log gene proportions log h for states ``z`` (..., n_latent) in a nuisance batch."""
         batches = self.registry.batches
-        code = 0 if batch is None else batches.index(batch) if batch in batches else None
-        if code is None:
+        if batch is not None and batch not in batches:
             msg = f"unknown batch {batch!r}; the model knows {list(batches)}"
             raise ValueError(msg)
+        code = 0 if batch is None else batches.index(batch)
         z = jnp.asarray(z, dtype=jnp.float32)
         b = jnp.full(z.shape[:-1], code, dtype=jnp.int32)
         return np.asarray(self.module.apply({"params": self.params}, z, b, method=MrVAE.log_h))
 
     def elbo(self, adata: ad.AnnData, *, seed: int = 0, batch_size: int = 1024) -> np.ndarray:
         """Per-cell negative ELBO (one posterior sample; the full NB log-likelihood, log x! included)."""
-        fn = _cell_terms_fn(self.module)
+        fn = self._kernel(_cell_terms_fn)
         key = jax.random.key(seed)
         out = []
         for i, (n, chunk) in enumerate(self._chunks(adata, batch_size)):
