@@ -10,10 +10,15 @@
 #   results/{dataset}/data/preprocessed.h5ad    validated AnnData: raw counts of the HVGs in X (CSR),
 #                                               contract keys and (semi-synthetic) ground truth in obs/uns
 #   results/{dataset}/data/samples.tsv          one row per sample: covariates, number of cells
+#   results/{dataset}/model/mrvi/               trained MrVI: model.json (config, registry, history)
+#                                               and params.msgpack
+#   results/{dataset}/model/mrvi_history.tsv    training history, one row per epoch
+#   results/{dataset}/model/mrvi_latent.h5ad    cells' obs with latent u and z in
+#                                               obsm["X_mrvi_u"], obsm["X_mrvi_z"] (no X)
 #   results/{dataset}/logs/{rule}.log           log of each rule
 #   results/{dataset}/benchmarks/{rule}.tsv     Snakemake benchmark (time, memory) of each rule
 #
-# Later stages add results/{dataset}/model/, analysis/, baselines/, metrics/ and figures/ with the
+# Later stages add results/{dataset}/analysis/, baselines/, metrics/ and figures/ with the
 # same logs/ and benchmarks/ convention (further wildcards become path levels).
 
 import os
@@ -28,6 +33,7 @@ configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/mrvi.smk"
 
 
 rule all:

@@ -92,6 +92,7 @@ import statistics
 import sys
 import time
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -135,13 +136,17 @@ def _package_version(name: str) -> str | None:
 
 
 def _peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, in MiB.
+    """Return the peak resident set size of this process so far, in MiB.
 
-    Returns
-    -------
-    float
-        ``ru_maxrss`` (KiB on Linux) converted to MiB.
+    Linux's ``VmHWM`` (the high-water mark of this process image, reset by ``exec``);
+    ``ru_maxrss`` is not used because it also carries the parent's RSS across fork + exec.
     """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 

@@ -8,11 +8,13 @@ from mrvi_repro.data import (
     DatasetSpec,
     H5adSource,
     HVGParams,
+    MrVISpec,
     SemisyntheticParams,
     SimulationParams,
     SpecError,
     check_schema,
 )
+from mrvi_repro.model import MrVIConfig, TrainConfig
 
 MINIMAL = {"source": {"kind": "simulate"}, "sample_key": "sample"}
 
@@ -34,25 +36,34 @@ def defaults(cls):
     return out
 
 
+SECTIONS = {"source", "hvg", "semisynthetic", "mrvi", "model", "train"}
+
+
+# The schema lists every field of these dataclasses (the mrvi section's MrVIConfig and TrainConfig
+# included) with its default: a field added, renamed or re-defaulted on one side only fails here.
 @pytest.mark.parametrize(
-    ("cls", "where", "skip"),
+    ("cls", "where"),
     [
-        (DatasetSpec, (), {"name", "source", "hvg", "semisynthetic"}),
-        (SimulationParams, ("$defs", "simulate_source"), set()),
-        (H5adSource, ("$defs", "h5ad_source"), set()),
-        (HVGParams, ("properties", "hvg"), set()),
-        (SemisyntheticParams, ("properties", "semisynthetic"), set()),
+        (DatasetSpec, ()),
+        (SimulationParams, ("$defs", "simulate_source")),
+        (H5adSource, ("$defs", "h5ad_source")),
+        (HVGParams, ("properties", "hvg")),
+        (SemisyntheticParams, ("properties", "semisynthetic")),
+        (MrVISpec, ("properties", "mrvi")),
+        (MrVIConfig, ("properties", "mrvi", "properties", "model")),
+        (TrainConfig, ("properties", "mrvi", "properties", "train")),
     ],
 )
-def test_schema_and_dataclasses_agree(repo, cls, where, skip):
+def test_schema_and_dataclasses_agree(repo, cls, where):
     node = schema(repo, "dataset.schema.yaml")
     for key in where:
         node = node[key]
+    assert node.get("additionalProperties") is False
     props = {k: v for k, v in node["properties"].items() if k != "kind"}
-    fields = {f.name for f in dataclasses.fields(cls)} - skip
-    assert set(props) - {"source", "hvg", "semisynthetic"} == fields
+    fields = {f.name for f in dataclasses.fields(cls)} - {"name"}
+    assert set(props) == fields
     for name, value in defaults(cls).items():
-        if name in skip:
+        if name in SECTIONS:  # nested sections: checked by their own case
             continue
         assert props[name].get("default") == value, name
     for name, prop in props.items():
@@ -63,6 +74,21 @@ def test_minimal_entry_gets_defaults():
     spec = DatasetSpec.from_dict("x", MINIMAL)
     assert spec.source == SimulationParams()
     assert spec.hvg == HVGParams() and spec.semisynthetic is None
+    assert spec.mrvi == MrVISpec() and spec.mrvi.model == MrVIConfig() and spec.mrvi.seed == 0
+
+
+def test_mrvi_section_is_parsed():
+    entry = {
+        **MINIMAL,
+        "mrvi": {
+            "model": {"n_latent_u": 5, "prior": "isotropic"},
+            "train": {"lr": 3e-3},
+            "seed": 4,
+        },
+    }
+    spec = DatasetSpec.from_dict("x", entry)
+    assert spec.mrvi.model == MrVIConfig(n_latent_u=5, prior="isotropic")
+    assert spec.mrvi.train == TrainConfig(lr=3e-3) and spec.mrvi.seed == 4
 
 
 @pytest.mark.parametrize(
@@ -78,6 +104,26 @@ def test_minimal_entry_gets_defaults():
         ({**MINIMAL, "source": {"kind": "zarr"}}, "source.kind must be 'simulate' or 'h5ad'"),
         ({**MINIMAL, "source": {"kind": "h5ad"}}, r"source: missing required key\(s\) \['path'\]"),
         ({**MINIMAL, "semisynthetic": {"subsample_rates": [1.0]}}, "one per replicate rank"),
+        ({**MINIMAL, "mrvi": {"modle": {}}}, r"dataset 'x': mrvi: unknown key\(s\) \['modle'\]"),
+        (
+            {**MINIMAL, "mrvi": {"model": {"n_latnet": 5}}},
+            r"mrvi.model: model config: unknown key\(s\) \['n_latnet'\]",
+        ),
+        (
+            {**MINIMAL, "mrvi": {"train": {"max_epoch": 5}}},
+            r"mrvi.train: train config: unknown key\(s\) \['max_epoch'\]",
+        ),
+        ({**MINIMAL, "mrvi": {"model": {"prior": "gauss"}}}, "mrvi.model: prior must be 'mog'"),
+        (
+            {**MINIMAL, "mrvi": {"model": {"n_latent": 4, "n_latent_u": 8}}},
+            r"mrvi.model: n_latent \(4\) must be >= n_latent_u \(8\)",
+        ),
+        ({**MINIMAL, "mrvi": {"train": {"train_size": 1.5}}}, "mrvi.train: train_size must lie"),
+        ({**MINIMAL, "mrvi": {"seed": "one"}}, "mrvi.seed must be an integer"),
+        (
+            {**MINIMAL, "mrvi": {"model": {"prior": "celltype"}}},
+            "mrvi.model.prior 'celltype' needs a labels_key",
+        ),
     ],
 )
 def test_bad_entries(entry, match):
@@ -93,6 +139,13 @@ def test_schema_errors_name_the_key(repo, tmp_path):
     msg = str(info.value)
     assert "source: Additional properties are not allowed ('n_cels' was unexpected)" in msg
     assert "hvg.n_top_genes: 'many' is not of type 'integer'" in msg
+    bad = {**MINIMAL, "mrvi": {"model": {"n_latnet": 5}, "train": {"lr": "fast"}, "sed": 1}}
+    with pytest.raises(SpecError) as info:
+        check_schema(bad, path, where="dataset entry 'x'")
+    msg = str(info.value)
+    assert "mrvi: Additional properties are not allowed ('sed' was unexpected)" in msg
+    assert "mrvi.model: Additional properties are not allowed ('n_latnet' was unexpected)" in msg
+    assert "mrvi.train.lr: 'fast' is not of type 'number'" in msg
     config = repo / "workflow" / "schemas" / "config.schema.yaml"
     with pytest.raises(SpecError, match="'bogus' was unexpected"):
         check_schema({"datasets": ["a.yaml"], "bogus": 1}, config, where="config")

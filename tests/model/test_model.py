@@ -2,7 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import scanpy as sc
-from sklearn.metrics import silhouette_samples, silhouette_score
+from scipy.stats import chi2
+from sklearn.metrics import silhouette_score
+from sklearn.neighbors import NearestNeighbors
 
 from mrvi_repro.data import SimulationParams, simulate_base
 from mrvi_repro.model import MrVI, MrVIConfig, TrainConfig
@@ -83,35 +85,44 @@ def test_nan_loss_names_epoch_and_term(small):
         MrVI.fit(small, sample_key="sample", config=SMALL, train=train, seed=0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (issue 3): after 20 epochs only ~66% of cells have their label's component as the "
-    "most responsible one; the claim stands, the training or prior needs work",
-)
 def test_celltype_prior_puts_labels_on_their_component(small):
+    """Each label's cells sit inside its own component, and components are label-specific."""
     config = MrVIConfig(n_latent=12, n_latent_u=5, encoder_n_hidden=32, prior="celltype")
-    train = TrainConfig(max_epochs=20, batch_size=64, n_epochs_kl_warmup=5)
+    train = TrainConfig(max_epochs=200, batch_size=64, n_epochs_kl_warmup=5, early_stopping=False)
     model = MrVI.fit(small, sample_key="sample", labels_key="cell_type", config=config, train=train)
     u = model.get_latent(small)
     means = np.asarray(model.params["u_prior_means"])
-    log_scales = np.asarray(model.params["u_prior_log_scales"])
-    log_w = np.asarray(model.params["u_prior_logits"])
-    # component responsibilities of each cell's u under the mixture without the label bonus
-    log_dens = (
-        -0.5 * ((u[:, None, :] - means[None]) / np.exp(log_scales)[None]) ** 2 - log_scales[None]
-    ).sum(-1)
-    component = np.argmax(log_dens + log_w, axis=1)
+    scales = np.exp(np.asarray(model.params["u_prior_log_scales"]))
     labels = np.array([model.registry.labels.index(c) for c in small.obs["cell_type"].astype(str)])
-    assert (component == labels).mean() > 0.8
+    # squared standardised distance of every cell to every component, against the 99% region
+    inside = (((u[:, None, :] - means[None]) / scales[None]) ** 2).sum(-1) < chi2.ppf(0.99, 5)
+    rows = np.arange(small.n_obs)
+    other = (labels + np.random.default_rng(0).integers(1, len(means), small.n_obs)) % len(means)
+    assert inside[rows, labels].mean() > 0.95
+    assert inside[rows, other].mean() < 0.3
+    # and the mixture itself, without the label bonus, gives most cells their label's component
+    log_dens = -0.5 * (((u[:, None, :] - means[None]) / scales[None]) ** 2).sum(-1)
+    log_dens -= np.log(scales).sum(-1)[None]
+    responsible = np.argmax(log_dens + np.asarray(model.params["u_prior_logits"])[None], axis=1)
+    assert (responsible == labels).mean() > 0.8
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (issue 3): u keeps sample identity (per-subset 1-|silhouette| 0.60-0.76 even after "
-    "150 epochs, in subsets with no sample effect) while PCA gives 0.92; the sample-conditioned encoder "
-    "leaks s into u - to be found and fixed before the model issue closes",
-)
+def _same_sample_enrichment(rep, samples, k=15):
+    """Share of kNN from the cell's own sample over its expectation under random assignment."""
+    idx = NearestNeighbors(n_neighbors=k + 1).fit(rep).kneighbors(rep, return_distance=False)
+    observed = (samples[idx[:, 1:]] == samples[:, None]).mean()
+    counts = pd.Series(samples).value_counts().to_numpy()
+    expected = (counts * (counts - 1)).sum() / (len(samples) * (len(samples) - 1))
+    return observed / expected
+
+
 def test_u_mixes_samples_better_than_pca(tiny_semi):
+    """u keeps cell types apart and, unlike PCA, does not group cells by sample.
+
+    Sample mixing is measured by the kNN same-sample enrichment within each cluster (1 = random),
+    not by 1 - |silhouette|: the silhouette's value under random sample labels depends on the
+    geometry of the representation (0.75 for u, 0.91 for PCA here), so it cannot compare them.
+    """
     adata = tiny_semi
     model = MrVI.fit(
         adata, sample_key="sample_assignment", train=TrainConfig(max_epochs=40), seed=0
@@ -123,13 +134,18 @@ def test_u_mixes_samples_better_than_pca(tiny_semi):
     sc.pp.pca(pca, n_comps=30, random_state=0)
     labels = adata.obs["leiden"].astype(str).to_numpy()
     subjects = adata.obs["sample_assignment"].astype(str).to_numpy()
+    subset = adata.obs["subset"].astype(str).to_numpy()
 
-    def sample_mixing(rep):  # scib's batch silhouette: mean over cell types of 1 - |s|
-        scores = []
-        for lab in np.unique(labels):
-            m = labels == lab
-            scores.append(np.mean(1 - np.abs(silhouette_samples(rep[m], subjects[m]))))
-        return np.mean(scores)
+    def enrichment(rep, which):
+        return [
+            _same_sample_enrichment(rep[labels == lab], subjects[labels == lab])
+            for lab in np.unique(labels[subset == which])
+        ]
 
     assert silhouette_score(u, labels) > 0.3  # cell types stay apart
-    assert sample_mixing(u) > sample_mixing(pca.obsm["X_pca"])
+    # subset A: subjects differ (planted); PCA groups cells by subject, u must not
+    (pca_a,) = enrichment(pca.obsm["X_pca"], "A")
+    (u_a,) = enrichment(u, "A")
+    assert pca_a > 1.5 and u_a < 1.25
+    # no sample effect at all: u at the random level too
+    assert max(enrichment(u, "Other")) < 1.25

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
 import anndata as ad
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -23,6 +25,12 @@ TINY_SEMI = {
     "min_cells_per_sample": 10,
     "hvg": {"n_top_genes": 250},
     "semisynthetic": {"seed": 1},
+}
+
+#: MrVI settings small enough for a test: a few epochs of a narrow model.
+TINY_MRVI = {
+    "model": {"n_latent": 6, "n_latent_u": 3, "encoder_n_hidden": 32, "n_mixture": 4},
+    "train": {"max_epochs": 3, "batch_size": 256},
 }
 
 
@@ -63,9 +71,10 @@ def test_dry_run_default_config(repo, tmp_path):
         repo, "-n", "--directory", tmp_path, "--configfile", repo / "config" / "config.yaml"
     )
     assert rc == 0, out
-    for rule in ("simulate_base", "preprocess_dataset", "all"):
+    for rule in ("simulate_base", "preprocess_dataset", "fit_mrvi", "latent_mrvi", "all"):
         assert f"rule {rule}:" in out or f"{rule} " in out
     assert "results/semisynthetic/data/preprocessed.h5ad" in out
+    assert "results/semisynthetic/model/mrvi_latent.h5ad" in out
 
 
 def test_unknown_config_key_is_named(repo, tmp_path):
@@ -107,9 +116,14 @@ def test_full_run_of_a_tiny_config(repo, tmp_path):
         "labels_key": "cell_type",
         "sample_covariates": ["donor_group"],
         "hvg": {"n_top_genes": 150},
+        "mrvi": {**TINY_MRVI, "seed": 3},
     }
-    config = write_config(tmp_path, {"tiny": TINY_SEMI, "mine": mine})
-    rc, out = snakemake(repo, "--cores", "2", "--directory", tmp_path, "--configfile", config)
+    config = write_config(tmp_path, {"tiny": {**TINY_SEMI, "mrvi": TINY_MRVI}, "mine": mine})
+    # one core per model job, so that the two datasets' fits overlap (the rules ask for more)
+    threads = ("--set-threads", "fit_mrvi=1", "latent_mrvi=1")
+    rc, out = snakemake(
+        repo, "--cores", "2", *threads, "--directory", tmp_path, "--configfile", config
+    )
     assert rc == 0, out[-5000:]
 
     results = tmp_path / "results"
@@ -131,9 +145,41 @@ def test_full_run_of_a_tiny_config(repo, tmp_path):
 
     log = (results / "tiny" / "logs" / "preprocess_dataset.log").read_text()
     assert "HVG (seurat_v3): kept 250 genes" in log and "32 samples" in log
-    for rule in ("simulate_base", "preprocess_dataset"):
+    for rule in ("simulate_base", "preprocess_dataset", "fit_mrvi", "latent_mrvi"):
         bench = pd.read_csv(results / "tiny" / "benchmarks" / f"{rule}.tsv", sep="\t")
         assert {"s", "max_rss"} <= set(bench.columns)
 
+    # MrVI: a saved model, its history and the latents of every cell, for both datasets
+    for name, data in (("tiny", tiny), ("mine", own)):
+        model_dir = results / name / "model"
+        assert sorted(p.name for p in model_dir.iterdir()) == [
+            "mrvi",
+            "mrvi_history.tsv",
+            "mrvi_latent.h5ad",
+        ]  # no partial model folder left behind
+        assert {"model.json", "params.msgpack"} <= {p.name for p in (model_dir / "mrvi").iterdir()}
+        history = pd.read_csv(model_dir / "mrvi_history.tsv", sep="\t")
+        assert list(history["epoch"]) == [1, 2, 3]
+        assert np.isfinite(history[["train_loss", "val_elbo"]].to_numpy()).all()
+        latent = ad.read_h5ad(model_dir / "mrvi_latent.h5ad")
+        assert list(latent.obs_names) == list(data.obs_names)
+        assert list(latent.uns["latent_keys"]) == ["X_mrvi_u", "X_mrvi_z"]
+        assert latent.obsm["X_mrvi_u"].shape == (data.n_obs, 3)
+        assert latent.obsm["X_mrvi_z"].shape == (data.n_obs, 6)
+        assert all(np.isfinite(latent.obsm[k]).all() for k in latent.uns["latent_keys"])
+        log = (results / name / "logs" / "fit_mrvi.log").read_text()
+        for epoch in (1, 2, 3):
+            assert f"epoch {epoch}/3: train loss" in log
+        assert "latents of" in (results / name / "logs" / "latent_mrvi.log").read_text()
+    assert latent.uns["mrvi"]["batch_key"] == "batch"  # the user's data has two batches
+
     rc, out = snakemake(repo, "-n", "--directory", tmp_path, "--configfile", config)
     assert rc == 0 and "Nothing to be done" in out
+
+    # another MrVI setting refits the model but keeps the data
+    changed = {**TINY_SEMI, "mrvi": {**TINY_MRVI, "seed": 1}}
+    config = write_config(tmp_path, {"tiny": changed, "mine": mine})
+    rc, out = snakemake(repo, "-n", "--directory", tmp_path, "--configfile", config)
+    assert rc == 0, out
+    assert re.search(r"fit_mrvi\s+1\n", out) and re.search(r"latent_mrvi\s+1\n", out), out
+    assert "simulate_base" not in out and "preprocess_dataset" not in out, out

@@ -70,6 +70,12 @@ def get_dataset_entry(wildcards):
     return DATASETS[wildcards.dataset]
 
 
+def get_data_entry(wildcards):
+    """The dataset entry without its model sections: params of the data rules, so that changing
+    how a model is fitted does not rerun the simulation and the preprocessing."""
+    return {k: v for k, v in DATASETS[wildcards.dataset].items() if k != "mrvi"}
+
+
 def get_base_input(wildcards):
     """Raw counts of a dataset: the simulated base, or the user's .h5ad."""
     source = DATASETS[wildcards.dataset]["source"]
@@ -80,8 +86,10 @@ def get_base_input(wildcards):
 
 def get_final_outputs():
     """Targets of `rule all`: every stage's final files for every dataset."""
-    return [
-        f"results/{name}/data/{f}"
-        for name in DATASETS
-        for f in ("preprocessed.h5ad", "samples.tsv")
-    ]
+    files = (
+        "data/preprocessed.h5ad",
+        "data/samples.tsv",
+        "model/mrvi_history.tsv",
+        "model/mrvi_latent.h5ad",
+    )
+    return [f"results/{name}/{f}" for name in DATASETS for f in files]

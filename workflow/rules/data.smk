@@ -15,7 +15,7 @@ rule simulate_base:
         mem_mb=4000,
         runtime=30,
     params:
-        entry=get_dataset_entry,
+        entry=get_data_entry,
     script:
         "../scripts/simulate_base.py"
 
@@ -35,6 +35,6 @@ rule preprocess_dataset:
         mem_mb=8000,
         runtime=60,
     params:
-        entry=get_dataset_entry,
+        entry=get_data_entry,
     script:
         "../scripts/preprocess_dataset.py"

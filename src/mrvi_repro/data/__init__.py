@@ -3,7 +3,7 @@
 from ._preprocess import counts_to_x, preprocess_dataset, sample_table, select_hvgs
 from ._semisynthetic import SUBSETS, SemisyntheticParams, leiden_clusters, make_semisynthetic
 from ._simulate import PBMC_CELL_TYPES, SimulationParams, simulate_base
-from ._spec import DatasetSpec, H5adSource, HVGParams, SpecError, check_schema
+from ._spec import DatasetSpec, H5adSource, HVGParams, MrVISpec, SpecError, check_schema
 from ._validate import DataContractError, count_problems, validate_adata
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "DatasetSpec",
     "H5adSource",
     "HVGParams",
+    "MrVISpec",
     "SemisyntheticParams",
     "SimulationParams",
     "SpecError",

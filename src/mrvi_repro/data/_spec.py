@@ -3,7 +3,7 @@
 Snakemake validates each dataset entry against the JSON schema when the workflow loads; the package
 parses the same entry into frozen dataclasses so that it can be used (and tested) without Snakemake.
 Unknown keys are rejected on both sides, and a test keeps the schema's keys and defaults equal to the
-dataclasses' fields and defaults.
+dataclasses' fields and defaults (the ``mrvi`` section's included: ``MrVIConfig`` and ``TrainConfig``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Any
 
 import jsonschema
 import yaml
+
+from mrvi_repro.model._config import MrVIConfig, TrainConfig
 
 from ._semisynthetic import SemisyntheticParams
 from ._simulate import SimulationParams
@@ -42,12 +44,46 @@ class HVGParams:
 
 
 @dataclass(frozen=True)
+class MrVISpec:
+    """How to fit MrVI to a dataset: architecture, training schedule and seed."""
+
+    model: MrVIConfig = field(default_factory=MrVIConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, entry: dict[str, Any] | None, where: str = "mrvi") -> MrVISpec:
+        """Parse the ``mrvi`` section of a dataset entry.
+
+        Raises
+        ------
+        SpecError
+            Naming the unknown key or the bad value.
+        """
+        entry = dict(entry or {})
+        _check_keys(cls, entry, where)
+        try:
+            model = MrVIConfig.from_dict(entry.get("model"))
+        except (TypeError, ValueError) as err:
+            raise SpecError(f"{where}.model: {err}") from err
+        try:
+            train = TrainConfig.from_dict(entry.get("train"))
+        except (TypeError, ValueError) as err:
+            raise SpecError(f"{where}.train: {err}") from err
+        seed = entry.get("seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            msg = f"{where}.seed must be an integer (got {seed!r})"
+            raise SpecError(msg)
+        return cls(model=model, train=train, seed=seed)
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     """One dataset entry of the workflow config.
 
     ``source`` says where the counts come from; the keys name the ``obs`` columns of the data
     contract (DESIGN.md §4); ``semisynthetic`` (optional) plants the paper's semi-synthetic DE/DA
-    effects, which creates the sample key and the covariates.
+    effects, which creates the sample key and the covariates; ``mrvi`` says how to fit MrVI.
     """
 
     name: str
@@ -60,6 +96,7 @@ class DatasetSpec:
     min_cells_per_sample: int = 10
     hvg: HVGParams = field(default_factory=HVGParams)
     semisynthetic: SemisyntheticParams | None = None
+    mrvi: MrVISpec = field(default_factory=MrVISpec)
 
     @classmethod
     def from_dict(cls, name: str, entry: dict[str, Any]) -> DatasetSpec:
@@ -92,6 +129,11 @@ class DatasetSpec:
             entry["semisynthetic"] = _build(SemisyntheticParams, semi, f"{where}: semisynthetic")
         if "sample_covariates" in entry:
             entry["sample_covariates"] = tuple(entry["sample_covariates"])
+        if "mrvi" in entry:
+            entry["mrvi"] = MrVISpec.from_dict(entry["mrvi"], f"{where}: mrvi")
+            if entry["mrvi"].model.prior == "celltype" and entry.get("labels_key") is None:
+                msg = f"{where}: mrvi.model.prior 'celltype' needs a labels_key"
+                raise SpecError(msg)
         return cls(name=name, **entry)
 
     @classmethod

@@ -54,17 +54,22 @@ class ResnetBlock(nn.Module):
 
 
 class MLP(nn.Module):
-    """``n_layers`` ResNet blocks of width ``n_hidden`` followed by a Dense output layer."""
+    """``n_layers`` ResNet blocks with output width ``n_hidden``, then a Dense output layer.
+
+    As in the reference, each block's inner layer keeps the block's own width (``n_inner``, 128)
+    whatever ``n_hidden`` is: the attention MLPs (``n_hidden`` 32) widen to 128 inside each block.
+    """
 
     n_out: int
     n_hidden: int = 128
     n_layers: int = 1
     activation: Activation = nn.relu
+    n_inner: int = 128
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         for _ in range(self.n_layers):
-            x = ResnetBlock(self.n_hidden, self.n_hidden, self.activation)(x)
+            x = ResnetBlock(self.n_hidden, self.n_inner, self.activation)(x)
         return Dense(self.n_out)(x)
 
 

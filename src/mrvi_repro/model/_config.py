@@ -32,6 +32,12 @@ class MrVIConfig:
         linear map of u.
     encoder_n_hidden, encoder_n_layers
         Width of the encoder and number of ResNet blocks of its Gaussian head.
+    encoder_sample_aware
+        Condition the encoder on the sample (per-sample normalisation and an added sample
+        embedding, as the reference code does): q(u | x, s). The default ``False`` is the paper's
+        q(u | x) (Methods): on a small semi-synthetic dataset the sample-aware encoder makes cells
+        group by sample in u even where samples do not differ (kNN same-sample enrichment 1.5-5.2x
+        random), the paper's encoder does not (1.0-1.1), for a 0.2 % better validation ELBO.
     prior
         Prior on u: ``"mog"`` (mixture of ``n_mixture`` full-dimensional diagonal Gaussians),
         ``"isotropic"`` (N(0, exp(u_prior_log_scale)^2 I)) or ``"celltype"`` (mixture with one component
@@ -56,6 +62,7 @@ class MrVIConfig:
     n_latent_u: int = 10
     encoder_n_hidden: int = 128
     encoder_n_layers: int = 2
+    encoder_sample_aware: bool = False
     prior: PriorKind = "mog"
     n_mixture: int = 20
     u_prior_log_scale: float = 0.0
@@ -82,6 +89,40 @@ class MrVIConfig:
     def from_dict(cls, values: dict[str, Any] | None) -> MrVIConfig:
         """Build from a mapping, rejecting unknown keys."""
         return _from_dict(cls, values, "model config")
+
+
+@dataclass(frozen=True)
+class SCVIConfig:
+    """Architecture of scVI built from MrVI's parts (no sample level).
+
+    q(z | x) is MrVI's encoder, p(z) = N(0, I), and the decoder is scVI's: one hidden layer on z
+    and the one-hot batch, the batch injected again into the output layer, softmax over genes; NB
+    with the observed library size and gene-wise inverse dispersion.
+
+    Attributes
+    ----------
+    n_latent
+        Dimension of z (scVI's default, 10).
+    encoder_n_hidden, encoder_n_layers
+        Width of the encoder and number of ResNet blocks of its Gaussian head.
+    decoder_n_hidden
+        Width of the decoder's hidden layer (scVI's default, 128).
+    """
+
+    n_latent: int = 10
+    encoder_n_hidden: int = 128
+    encoder_n_layers: int = 2
+    decoder_n_hidden: int = 128
+
+    def __post_init__(self) -> None:
+        if min(self.n_latent, self.encoder_n_hidden) < 1:
+            msg = "n_latent and encoder_n_hidden must be >= 1"
+            raise ValueError(msg)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None) -> SCVIConfig:
+        """Build from a mapping, rejecting unknown keys."""
+        return _from_dict(cls, values, "scVI config")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,115 @@
+"""bench/train_throughput.py end to end at a tiny size (two short subprocess runs).
+
+XLA compiles with low optimisation and the runs share a persistent JAX compilation cache (kept in
+pytest's cache folder, at most 100 MB), so the second run (same shapes) compiles nothing, nor do
+later test sessions unless the model changed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "bench" / "train_throughput.py"
+TINY = {"n_cells": 600, "n_genes": 100, "n_samples": 4, "n_batches": 2, "seed": 0}
+SCHEDULE = ["--epochs", "2", "--batch-size", "64", "--seed", "0"]
+CACHE_MAX_BYTES = 100 * 1024**2
+POSITIVE = (
+    "cells_per_s",
+    "first_epoch_s",
+    "steady_epoch_s",
+    "peak_rss_mb",
+    "rss_before_fit_mb",
+    "fit_s",
+    "val_elbo",
+    "n_params",
+)
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("train_throughput", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def env(request, tmp_path_factory):
+    if request.config.cache is not None:
+        cache = request.config.cache.mkdir("jax-compilation-cache")
+        if sum(f.stat().st_size for f in cache.rglob("*") if f.is_file()) > CACHE_MAX_BYTES:
+            shutil.rmtree(cache)  # old model versions pile up; start afresh
+            cache.mkdir()
+    else:  # pytest -p no:cacheprovider
+        cache = tmp_path_factory.mktemp("jax_cache")
+    xla = os.environ.get("XLA_FLAGS", "")
+    return {
+        **os.environ,
+        "JAX_PLATFORMS": "cpu",
+        "JAX_COMPILATION_CACHE_DIR": str(cache),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+        "XLA_FLAGS": f"{xla} --xla_backend_optimization_level=0".strip(),
+    }
+
+
+def _run(args: list[str], env: dict[str, str]) -> dict:
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 1, f"expected one JSON line on stdout, got {proc.stdout!r}"
+    return json.loads(lines[0])
+
+
+def _check(record: dict) -> None:
+    for key in POSITIVE:
+        value = record[key]
+        assert isinstance(value, int | float) and math.isfinite(value) and value > 0, (key, value)
+    assert record["n_cells"] == 600 and record["n_genes"] == 100
+    assert record["n_samples"] == 4 and record["n_batches"] == 2
+    assert record["n_train"] == 540 and record["n_val"] == 60
+    assert record["epochs"] == 2 and record["batch_size"] == 64
+    assert len(record["epoch_s"]) == 2 and record["steady_epoch_s"] == record["epoch_s"][1]
+    assert record["cells_per_s"] == pytest.approx(540 / record["steady_epoch_s"])
+    assert record["peak_rss_mb"] >= record["rss_before_fit_mb"]
+    assert record["jax_version"] and record["platform"] == "cpu"
+    assert record["epoch_s_includes_validation"] is True
+
+
+@pytest.fixture(scope="module")
+def simulated(env):
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items() if k != "seed"]
+    return _run([*flags, *SCHEDULE], env)
+
+
+def test_simulated_run(simulated):
+    _check(simulated)
+    assert simulated["data"] == "simulated"
+    assert simulated["simulate_s"] > 0
+
+
+def test_given_files_same_as_simulated(simulated, env, tmp_path):
+    h5ad, idx = _load_script().write_dataset(tmp_path, **TINY)
+    assert np.load(idx).size == 540
+    record = _run(["--h5ad", str(h5ad), "--train-indices", str(idx), *SCHEDULE], env)
+    _check(record)
+    assert record["data"] == str(h5ad) and record["simulate_s"] is None
+    # The same simulation and split as the script's own: the same model, the same ELBO.
+    assert record["val_elbo"] == pytest.approx(simulated["val_elbo"], rel=1e-6)

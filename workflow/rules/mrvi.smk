@@ -1,0 +1,39 @@
+# MrVI: fit on the preprocessed data, then the latent u and z of every cell: results/{dataset}/model/.
+
+
+rule fit_mrvi:
+    input:
+        "results/{dataset}/data/preprocessed.h5ad",
+    output:
+        model=directory("results/{dataset}/model/mrvi"),
+        history="results/{dataset}/model/mrvi_history.tsv",
+    log:
+        "results/{dataset}/logs/fit_mrvi.log",
+    benchmark:
+        "results/{dataset}/benchmarks/fit_mrvi.tsv"
+    threads: 4
+    resources:
+        mem_mb=16000,
+        runtime=240,
+    params:
+        entry=get_dataset_entry,
+    script:
+        "../scripts/fit_mrvi.py"
+
+
+rule latent_mrvi:
+    input:
+        model="results/{dataset}/model/mrvi",
+        h5ad="results/{dataset}/data/preprocessed.h5ad",
+    output:
+        "results/{dataset}/model/mrvi_latent.h5ad",
+    log:
+        "results/{dataset}/logs/latent_mrvi.log",
+    benchmark:
+        "results/{dataset}/benchmarks/latent_mrvi.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    script:
+        "../scripts/latent_mrvi.py"
