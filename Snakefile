@@ -15,10 +15,14 @@
 #   results/{dataset}/model/mrvi_history.tsv    training history, one row per epoch
 #   results/{dataset}/model/mrvi_latent.h5ad    cells' obs with latent u and z in
 #                                               obsm["X_mrvi_u"], obsm["X_mrvi_z"] (no X)
+#   results/{dataset}/analysis/sample_distances.nc  mean local sample distance matrix per label
+#                                               group (netCDF: group x sample_x x sample_y)
+#   results/{dataset}/analysis/da.nc            per-cell DA log ratio for each two-valued sample
+#                                               covariate (netCDF: log_ratio_<covariate>, cell)
 #   results/{dataset}/logs/{rule}.log           log of each rule
 #   results/{dataset}/benchmarks/{rule}.tsv     Snakemake benchmark (time, memory) of each rule
 #
-# Later stages add results/{dataset}/analysis/, baselines/, metrics/ and figures/ with the
+# Later stages add results/{dataset}/baselines/, metrics/ and figures/ with the
 # same logs/ and benchmarks/ convention (further wildcards become path levels).
 
 import os
@@ -34,6 +38,7 @@ configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/mrvi.smk"
+include: "workflow/rules/analysis.smk"
 
 
 rule all:

@@ -27,3 +27,13 @@ def tiny_base():
 @pytest.fixture(scope="session")
 def tiny_semi(tiny_base):
     return make_semisynthetic(tiny_base, SemisyntheticParams(seed=3))
+
+
+@pytest.fixture(scope="session")
+def tiny_semi_mrvi(tiny_semi):
+    """MrVI fitted to the tiny semi-synthetic dataset (40 epochs, default architecture)."""
+    from mrvi_repro.model import MrVI, TrainConfig
+
+    return MrVI.fit(
+        tiny_semi, sample_key="sample_assignment", train=TrainConfig(max_epochs=40), seed=0
+    )

@@ -10,6 +10,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 import yaml
 
 from mrvi_repro.data import SimulationParams, simulate_base, validate_adata
@@ -121,6 +122,7 @@ def test_full_run_of_a_tiny_config(repo, tmp_path):
     config = write_config(tmp_path, {"tiny": {**TINY_SEMI, "mrvi": TINY_MRVI}, "mine": mine})
     # one core per model job, so that the two datasets' fits overlap (the rules ask for more)
     threads = ("--set-threads", "fit_mrvi=1", "latent_mrvi=1")
+    threads += ("sample_distances=1", "differential_abundance=1")
     rc, out = snakemake(
         repo, "--cores", "2", *threads, "--directory", tmp_path, "--configfile", config
     )
@@ -173,6 +175,21 @@ def test_full_run_of_a_tiny_config(repo, tmp_path):
         assert "latents of" in (results / name / "logs" / "latent_mrvi.log").read_text()
     assert latent.uns["mrvi"]["batch_key"] == "batch"  # the user's data has two batches
 
+    # analyses: mean sample distances per label group, DA per two-valued covariate
+    for name, data, groupby, binary in (
+        ("tiny", tiny, "leiden", ["covariate_1_top", "covariate_2_strong"]),
+        ("mine", own, "cell_type", ["donor_group"]),
+    ):
+        dist = xr.open_dataarray(results / name / "analysis" / "sample_distances.nc")
+        assert dist.dims == ("group", "sample_x", "sample_y")
+        assert sorted(dist["group"].values) == sorted(data.obs[groupby].astype(str).unique())
+        assert int(dist["n_cells"].sum()) == data.n_obs
+        assert np.isfinite(dist.values).all()
+        da = xr.open_dataset(results / name / "analysis" / "da.nc")
+        assert sorted(da.data_vars) == [f"log_ratio_{c}" for c in sorted(binary)]
+        assert da.sizes["cell"] == data.n_obs
+        assert "DA for" in (results / name / "logs" / "differential_abundance.log").read_text()
+
     rc, out = snakemake(repo, "-n", "--directory", tmp_path, "--configfile", config)
     assert rc == 0 and "Nothing to be done" in out
 
@@ -182,4 +199,5 @@ def test_full_run_of_a_tiny_config(repo, tmp_path):
     rc, out = snakemake(repo, "-n", "--directory", tmp_path, "--configfile", config)
     assert rc == 0, out
     assert re.search(r"fit_mrvi\s+1\n", out) and re.search(r"latent_mrvi\s+1\n", out), out
+    assert re.search(r"sample_distances\s+1\n", out), out
     assert "simulate_base" not in out and "preprocess_dataset" not in out, out

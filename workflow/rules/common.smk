@@ -84,6 +84,15 @@ def get_base_input(wildcards):
     return source["path"]
 
 
+def get_analysis_params(wildcards):
+    """What the analyses of a dataset use from its entry: the label key and sample covariates."""
+    entry = DATASETS[wildcards.dataset]
+    return {
+        "groupby": entry.get("labels_key"),
+        "covariates": list(entry.get("sample_covariates", [])),
+    }
+
+
 def get_final_outputs():
     """Targets of `rule all`: every stage's final files for every dataset."""
     files = (
@@ -91,5 +100,7 @@ def get_final_outputs():
         "data/samples.tsv",
         "model/mrvi_history.tsv",
         "model/mrvi_latent.h5ad",
+        "analysis/sample_distances.nc",
+        "analysis/da.nc",
     )
     return [f"results/{name}/{f}" for name in DATASETS for f in files]

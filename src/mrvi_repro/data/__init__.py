@@ -4,7 +4,7 @@ from ._preprocess import counts_to_x, preprocess_dataset, sample_table, select_h
 from ._semisynthetic import SUBSETS, SemisyntheticParams, leiden_clusters, make_semisynthetic
 from ._simulate import PBMC_CELL_TYPES, SimulationParams, simulate_base
 from ._spec import DatasetSpec, H5adSource, HVGParams, MrVISpec, SpecError, check_schema
-from ._validate import DataContractError, count_problems, validate_adata
+from ._validate import DataContractError, count_problems, per_sample, validate_adata
 
 __all__ = [
     "PBMC_CELL_TYPES",
@@ -22,6 +22,7 @@ __all__ = [
     "counts_to_x",
     "leiden_clusters",
     "make_semisynthetic",
+    "per_sample",
     "preprocess_dataset",
     "sample_table",
     "select_hvgs",

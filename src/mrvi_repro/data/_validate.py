@@ -173,3 +173,30 @@ def validate_adata(
                 )
     if problems:
         raise DataContractError(problems, what=what)
+
+
+def per_sample(adata: AnnData, sample_key: str, column: str) -> pd.Series:
+    """Return the value of a sample-level ``obs`` column for each sample (index: sample name).
+
+    Raises
+    ------
+    ValueError
+        If the column is missing for some cells or takes more than one value within a sample.
+    """
+    values = adata.obs[column]
+    if values.isna().any():
+        msg = f"obs[{column!r}] has {int(values.isna().sum())} missing values"
+        raise ValueError(msg)
+    frame = pd.DataFrame(
+        {"sample": adata.obs[sample_key].astype(str).to_numpy(), "value": values.to_numpy()}
+    )
+    n_values = frame.groupby("sample")["value"].nunique()
+    varying = n_values.index[n_values > 1].tolist()
+    if varying:
+        shown = ", ".join(repr(s) for s in varying[:5]) + (" ..." if len(varying) > 5 else "")
+        msg = (
+            f"obs[{column!r}] varies within {len(varying)} sample(s) of obs[{sample_key!r}] "
+            f"({shown}); it must be a sample-level covariate, constant within each sample"
+        )
+        raise ValueError(msg)
+    return frame.groupby("sample")["value"].first()

@@ -363,7 +363,7 @@ class FittedModel:
         self.history = pd.DataFrame(rows)
 
     # ------------------------------------------------------------------ inference
-    def _chunks(
+    def iter_chunks(
         self, adata: ad.AnnData, batch_size: int
     ) -> Iterator[tuple[int, dict[str, jax.Array]]]:
         """Fixed-size chunks of cells (the last one padded), as device arrays, with their real size."""
@@ -382,7 +382,7 @@ class FittedModel:
         """Apply ``fn(params, chunk, *args, key)`` to fixed-size chunks; concatenate the real rows."""
         key = jax.random.key(seed)
         out = []
-        for i, (n, chunk) in enumerate(self._chunks(adata, batch_size)):
+        for i, (n, chunk) in enumerate(self.iter_chunks(adata, batch_size)):
             res = fn(self.params, chunk, *args, jax.random.fold_in(key, i))
             out.append(np.asarray(res)[:n])
         return np.concatenate(out)

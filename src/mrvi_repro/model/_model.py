@@ -113,15 +113,25 @@ class MrVI(FittedModel):
 
         Returns an array of shape (cells, samples, n_latent); u is the cell's own (mean or one draw).
         """
+        codes = self.sample_codes(samples)
+        fn = self._kernel(_counterfactual_fn, use_mean)
+        return self._map_chunks(fn, adata, batch_size, seed, codes)
+
+    def sample_codes(self, samples: Sequence[str] | None = None) -> jax.Array:
+        """Integer codes of ``samples`` (default: all fitted samples, in the registry's order)."""
         names = list(self.registry.samples) if samples is None else list(samples)
         lookup = {s: i for i, s in enumerate(self.registry.samples)}
         unknown = [s for s in names if s not in lookup]
         if unknown:
             msg = f"unknown sample(s) {unknown[:5]}; the model knows {len(lookup)} samples"
             raise ValueError(msg)
-        codes = jnp.asarray([lookup[s] for s in names], dtype=jnp.int32)
-        fn = self._kernel(_counterfactual_fn, use_mean)
-        return self._map_chunks(fn, adata, batch_size, seed, codes)
+        return jnp.asarray([lookup[s] for s in names], dtype=jnp.int32)
+
+    def posterior_u(self, adata: ad.AnnData, *, batch_size: int = 1024) -> tuple[np.ndarray, ...]:
+        """Mean and standard deviation of q(u | x) for every cell, each (cells, n_latent_u)."""
+        out = self._map_chunks(self._kernel(_posterior_fn), adata, batch_size, 0)
+        d = self.config.n_latent_u
+        return out[:, :d], out[:, d:]
 
     def log_expression(self, z: np.ndarray, batch: str | None = None) -> np.ndarray:
         """Decode log gene proportions log h for states ``z`` (..., n_latent) in a nuisance batch."""
@@ -143,6 +153,18 @@ def _u(
     return mean if use_mean else mean + scale * jax.random.normal(key, mean.shape)
 
 
+def _posterior_fn(module: MrVAE) -> Any:
+    @jax.jit
+    def posterior(params: Any, chunk: dict[str, jax.Array], key: jax.Array) -> jax.Array:
+        del key
+        mean, scale = module.apply(
+            {"params": params}, chunk["x"], chunk["sample"], method=MrVAE.encode
+        )
+        return jnp.concatenate([mean, scale], axis=-1)
+
+    return posterior
+
+
 def _latent_fn(module: MrVAE, representation: str, use_mean: bool) -> Any:
     @jax.jit
     def latent(params: Any, chunk: dict[str, jax.Array], key: jax.Array) -> jax.Array:
@@ -155,18 +177,30 @@ def _latent_fn(module: MrVAE, representation: str, use_mean: bool) -> Any:
     return latent
 
 
+def counterfactual_states(
+    module: MrVAE,
+    params: Any,
+    chunk: dict[str, jax.Array],
+    codes: jax.Array,
+    key: jax.Array,
+    use_mean: bool = True,
+) -> jax.Array:
+    """Traceable: z of each cell of ``chunk`` under each sample code, shape (cells, samples, d)."""
+    u = _u(module, params, chunk, key, use_mean)
+
+    def for_sample(code: jax.Array) -> jax.Array:
+        sample = jnp.full(u.shape[:-1], code, dtype=jnp.int32)
+        z_base, eps = module.apply({"params": params}, u, sample, method=MrVAE.z_parts)
+        return z_base + eps
+
+    return jnp.moveaxis(jax.vmap(for_sample)(codes), 0, 1)
+
+
 def _counterfactual_fn(module: MrVAE, use_mean: bool) -> Any:
     @jax.jit
     def counterfactual(
         params: Any, chunk: dict[str, jax.Array], codes: jax.Array, key: jax.Array
     ) -> jax.Array:
-        u = _u(module, params, chunk, key, use_mean)
-
-        def for_sample(code: jax.Array) -> jax.Array:
-            sample = jnp.full(u.shape[:-1], code, dtype=jnp.int32)
-            z_base, eps = module.apply({"params": params}, u, sample, method=MrVAE.z_parts)
-            return z_base + eps
-
-        return jnp.moveaxis(jax.vmap(for_sample)(codes), 0, 1)
+        return counterfactual_states(module, params, chunk, codes, key, use_mean)
 
     return counterfactual

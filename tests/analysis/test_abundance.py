@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+from scipy.stats import norm
+
+from mrvi_repro.analysis import admissibility, differential_abundance, sample_log_densities
+
+
+def test_block_reduction_equals_naive():
+    rng = np.random.default_rng(0)
+    q = rng.normal(size=(37, 3))
+    mean, scale = rng.normal(size=(53, 3)), rng.uniform(0.3, 2.0, size=(53, 3))
+    ref_sample = rng.integers(0, 4, 53)
+    ref_sample[ref_sample == 3] = 2  # sample 3 has no cells -> -inf column
+    dens = norm.logpdf(q[:, None, :], mean[None], scale[None]).sum(-1)  # (37, 53)
+    for reduce, agg in (("logsumexp", logsumexp), ("max", np.max)):
+        got = sample_log_densities(q, mean, scale, ref_sample, 4, reduce=reduce, block=16)
+        for s in range(3):
+            np.testing.assert_allclose(
+                got[:, s], agg(dens[:, ref_sample == s], axis=1), rtol=1e-4, atol=1e-3
+            )
+        assert np.all(np.isneginf(got[:, 3]))
+    # leave-self-out: query i never meets reference i
+    got = sample_log_densities(
+        mean[:10],
+        mean,
+        scale,
+        ref_sample,
+        4,
+        reduce="max",
+        query_id=np.arange(10),
+        ref_id=np.arange(53),
+    )
+    self_dens = norm.logpdf(mean[:, None, :], mean[None], scale[None]).sum(-1)
+    np.fill_diagonal(self_dens, -np.inf)
+    for s in range(3):
+        np.testing.assert_allclose(
+            got[:, s], self_dens[:10, ref_sample == s].max(1), rtol=1e-4, atol=1e-3
+        )
+
+
+def test_da_ratios_depart_from_zero_only_in_the_resampled_subsets(tiny_semi, tiny_semi_mrvi):
+    da = differential_abundance(tiny_semi_mrvi, tiny_semi, covariate="covariate_2_strong")
+    ratio = da["log_ratio"].values
+    subset = tiny_semi.obs["subset"].astype(str).to_numpy()
+    assert np.isfinite(ratio).all()
+    size = {s: np.abs(np.median(ratio[subset == s])) for s in ("A", "B", "C", "Other")}
+    assert min(size["B"], size["C"]) > 2 * max(size["A"], size["Other"])
+    # B loses cells in strongly resampled subjects and C gains them: opposite signs
+    assert np.sign(np.median(ratio[subset == "B"])) != np.sign(np.median(ratio[subset == "C"]))
+
+
+def test_da_requests_are_checked(tiny_semi, tiny_semi_mrvi):
+    with pytest.raises(KeyError, match="unknown covariate"):
+        differential_abundance(tiny_semi_mrvi, tiny_semi, covariate="nope")
+    with pytest.raises(ValueError, match="varies within"):
+        differential_abundance(tiny_semi_mrvi, tiny_semi, covariate="subset")
+    with pytest.raises(ValueError, match="has no samples"):
+        differential_abundance(
+            tiny_semi_mrvi, tiny_semi, covariate="covariate_2", group_a=["R1"], group_b=["R9"]
+        )
+    with pytest.raises(ValueError, match="name group_a and group_b"):
+        differential_abundance(tiny_semi_mrvi, tiny_semi, covariate="covariate_2")
+
+
+def test_admissibility_flags_a_sample_without_cells_of_a_type(tiny_semi, tiny_semi_mrvi):
+    obs = tiny_semi.obs
+    victim = sorted(obs["sample_assignment"].astype(str).unique())[0]
+    in_a = (obs["subset"] == "A").to_numpy()
+    drop = in_a & (obs["sample_assignment"].astype(str) == victim).to_numpy()
+    adata = tiny_semi[~drop].copy()
+    adm = admissibility(tiny_semi_mrvi, adata)
+    a_cells = (adata.obs["subset"] == "A").to_numpy()
+    ok = adm["is_admissible"].sel(sample=victim).values
+    assert ok[a_cells].mean() < 0.2  # the victim has no subset-A cells left
+    others = [s for s in adm["sample"].values if s != victim]
+    assert adm["is_admissible"].sel(sample=others).values[a_cells].mean() > 0.8
+    assert ok[~a_cells].mean() > 0.8
