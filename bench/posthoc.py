@@ -12,7 +12,8 @@ the process's high-water RSS during that analysis alone (Linux: reset through
 ``/proc/self/clear_refs`` before each one), so it includes the data and the model already loaded.
 Analyses: ``distances`` (mean local sample distances per cell type), ``distances_cells`` (the same
 plus every cell's matrix streamed to a temporary zarr store), ``da`` (one binary covariate),
-``admissibility``. Log lines go to stderr.
+``admissibility``, ``de`` (one binary covariate, 50 draws of u per cell, all cells). Log lines go
+to stderr.
 """
 
 from __future__ import annotations
@@ -52,7 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
-    from mrvi_repro.analysis import admissibility, differential_abundance, local_sample_distances
+    from mrvi_repro.analysis import (
+        admissibility,
+        differential_abundance,
+        differential_expression,
+        local_sample_distances,
+    )
     from mrvi_repro.data import SimulationParams, simulate_base
     from mrvi_repro.model import MrVI, TrainConfig
 
@@ -96,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     timed("da", lambda: differential_abundance(model, adata, covariate="group"))
     timed("admissibility", lambda: admissibility(model, adata))
+    timed("de", lambda: differential_expression(model, adata, covariates=["group"]))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Analyses of a fitted MrVI at single-cell resolution: local sample distances, DA, admissibility."""
+"""Analyses of a fitted MrVI at single-cell resolution: sample distances, DA, DE, admissibility."""
 
 from ._abundance import (
     admissibility,
@@ -6,12 +6,15 @@ from ._abundance import (
     differential_abundance_binary,
     sample_log_densities,
 )
+from ._de import design_matrix, differential_expression
 from ._distances import local_sample_distances
 
 __all__ = [
     "admissibility",
     "differential_abundance",
     "differential_abundance_binary",
+    "design_matrix",
+    "differential_expression",
     "local_sample_distances",
     "sample_log_densities",
 ]

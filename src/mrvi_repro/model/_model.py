@@ -186,14 +186,18 @@ def counterfactual_states(
     use_mean: bool = True,
 ) -> jax.Array:
     """Traceable: z of each cell of ``chunk`` under each sample code, shape (cells, samples, d)."""
-    u = _u(module, params, chunk, key, use_mean)
+    return states_for_samples(module, params, _u(module, params, chunk, key, use_mean), codes)
+
+
+def states_for_samples(module: MrVAE, params: Any, u: jax.Array, codes: jax.Array) -> jax.Array:
+    """Traceable: z for states ``u`` (..., d_u) under each sample code: (..., samples, d)."""
 
     def for_sample(code: jax.Array) -> jax.Array:
         sample = jnp.full(u.shape[:-1], code, dtype=jnp.int32)
         z_base, eps = module.apply({"params": params}, u, sample, method=MrVAE.z_parts)
         return z_base + eps
 
-    return jnp.moveaxis(jax.vmap(for_sample)(codes), 0, 1)
+    return jnp.moveaxis(jax.vmap(for_sample)(codes), 0, -2)
 
 
 def _counterfactual_fn(module: MrVAE, use_mean: bool) -> Any:
