@@ -27,19 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-
-def _reset_peak() -> None:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
-def _peak_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024.0
-    return float("nan")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import peak_rss_mb, reset_peak_rss
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,11 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     def timed(name: str, fn: Any) -> None:
-        _reset_peak()
+        reset_peak_rss()
         start = time.perf_counter()
         fn()
         record = {"analysis": name, "seconds": time.perf_counter() - start}
-        record.update(peak_rss_mb=_peak_mb(), **common)
+        record.update(peak_rss_mb=peak_rss_mb(), **common)
         print(json.dumps(record), flush=True)
 
     with tempfile.TemporaryDirectory() as tmp:

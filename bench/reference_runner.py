@@ -87,15 +87,16 @@ import argparse
 import json
 import logging
 import os
-import resource
 import statistics
 import sys
 import time
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import package_version, peak_rss_mb
 
 LOG = logging.getLogger("reference_runner")
 
@@ -114,40 +115,6 @@ def _redirect_stdout_to_stderr() -> int:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     return saved
-
-
-def _package_version(name: str) -> str | None:
-    """Return the installed version of a distribution, or ``None``.
-
-    Parameters
-    ----------
-    name
-        Distribution name as known to pip.
-
-    Returns
-    -------
-    str or None
-        The version string, ``None`` when not installed.
-    """
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None
-
-
-def _peak_rss_mb() -> float:
-    """Return the peak resident set size of this process so far, in MiB.
-
-    Linux's ``VmHWM`` (the high-water mark of this process image, reset by ``exec``);
-    ``ru_maxrss`` is not used because it also carries the parent's RSS across fork + exec.
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -365,9 +332,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "steady_epoch_s": steady,
         "cells_per_s": (train_idx.size / steady) if steady else None,
         "val_elbo": val_elbo,
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
         "scvi_version": scvi.__version__,
-        "jax_version": _package_version("jax"),
+        "jax_version": package_version("jax"),
     }
 
 

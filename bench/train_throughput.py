@@ -66,16 +66,17 @@ import logging
 import multiprocessing
 import os
 import platform
-import resource
 import statistics
 import sys
 import tempfile
 import time
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import package_version, peak_rss_mb
 
 LOG = logging.getLogger("train_throughput")
 
@@ -83,29 +84,6 @@ LOG = logging.getLogger("train_throughput")
 TRAIN_FRACTION = 0.9
 #: Cell types of the simulated data.
 N_CELL_TYPES = 5
-
-
-def _package_version(name: str) -> str | None:
-    """Return the installed version of a distribution, or ``None``."""
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None
-
-
-def _peak_rss_mb() -> float:
-    """Return the peak resident set size of this process so far, in MiB.
-
-    Linux's ``VmHWM`` (the high-water mark of this process image, reset by ``exec``);
-    ``ru_maxrss`` is not used because it also carries the parent's RSS across fork + exec.
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
@@ -282,7 +260,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         train_idx.size,
         adata.n_obs - train_idx.size,
     )
-    rss_before_fit = _peak_rss_mb()
+    rss_before_fit = peak_rss_mb()
     start = time.perf_counter()
     model = MrVI.fit(
         adata,
@@ -294,7 +272,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         train_indices=train_idx,
     )
     fit_s = time.perf_counter() - start
-    peak_rss = _peak_rss_mb()
+    peak_rss = peak_rss_mb()
 
     hist = model.history
     if len(hist) != args.epochs:
@@ -335,9 +313,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "n_params": n_params,
         "mrvi_repro_version": __version__,
         "jax_version": jax.__version__,
-        "jaxlib_version": _package_version("jaxlib"),
-        "flax_version": _package_version("flax"),
-        "optax_version": _package_version("optax"),
+        "jaxlib_version": package_version("jaxlib"),
+        "flax_version": package_version("flax"),
+        "optax_version": package_version("optax"),
         "python_version": platform.python_version(),
         "platform": jax.default_backend(),
         "device": getattr(device, "device_kind", str(device)),

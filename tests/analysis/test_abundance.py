@@ -3,7 +3,12 @@ import pytest
 from scipy.special import logsumexp
 from scipy.stats import norm
 
-from mrvi_repro.analysis import admissibility, differential_abundance, sample_log_densities
+from mrvi_repro.analysis import (
+    admissibility,
+    aggregated_log_probs,
+    differential_abundance,
+    sample_log_densities,
+)
 
 
 def test_block_reduction_equals_naive():
@@ -76,3 +81,16 @@ def test_admissibility_flags_a_sample_without_cells_of_a_type(tiny_semi, tiny_se
     others = [s for s in adm["sample"].values if s != victim]
     assert adm["is_admissible"].sel(sample=others).values[a_cells].mean() > 0.8
     assert ok[~a_cells].mean() > 0.8
+
+
+def test_precomputed_aggregated_log_probs_give_the_same_ratio(tiny_semi, tiny_semi_mrvi):
+    logp = aggregated_log_probs(tiny_semi_mrvi, tiny_semi)
+    assert logp.shape == (tiny_semi.n_obs, len(tiny_semi_mrvi.registry.samples))
+    fresh = differential_abundance(
+        tiny_semi_mrvi, tiny_semi, covariate="covariate_2_strong", keep_log_probs=True
+    )
+    np.testing.assert_allclose(fresh["log_probs"].values, logp, rtol=1e-5)
+    reused = differential_abundance(
+        tiny_semi_mrvi, tiny_semi, covariate="covariate_2_strong", log_probs=logp
+    )
+    np.testing.assert_allclose(reused["log_ratio"].values, fresh["log_ratio"].values, rtol=1e-5)

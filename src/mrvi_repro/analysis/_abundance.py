@@ -138,6 +138,20 @@ def _sample_covariate(adata: ad.AnnData, sample_key: str, covariate: str) -> pd.
     return per_sample(adata, sample_key, covariate).astype(str)
 
 
+def aggregated_log_probs(model: MrVI, adata: ad.AnnData, *, batch_size: int = 1024) -> np.ndarray:
+    """Return log q_s(u_n): each cell's posterior mean under each sample's aggregated posterior.
+
+    (cells, samples); -inf for a sample with no cells in ``adata``.
+    """
+    mean, scale = model.posterior_u(adata, batch_size=batch_size)
+    own = model.registry.codes(adata, "sample")
+    n_samples = len(model.registry.samples)
+    counts = np.bincount(own, minlength=n_samples)
+    logp = sample_log_densities(mean, mean, scale, own, n_samples)
+    with np.errstate(divide="ignore"):
+        return logp - np.log(counts)[None, :]
+
+
 def differential_abundance(
     model: MrVI,
     adata: ad.AnnData,
@@ -147,6 +161,7 @@ def differential_abundance(
     group_b: Sequence[str] | None = None,
     omit_own_sample: bool = True,
     keep_log_probs: bool = False,
+    log_probs: np.ndarray | None = None,
     batch_size: int = 1024,
 ) -> xr.Dataset:
     """Per-cell log ratio of the aggregated posteriors of two groups of samples.
@@ -168,6 +183,9 @@ def differential_abundance(
         Leave the cell's own sample out of its group's mixture.
     keep_log_probs
         Also return log q_s(u_n) for every cell and sample (cells x samples floats).
+    log_probs
+        :func:`aggregated_log_probs` of ``model`` and ``adata`` when already computed (they do
+        not depend on the covariate); computed here otherwise.
     batch_size
         Cells per device chunk of the encoder.
 
@@ -195,12 +213,13 @@ def differential_abundance(
             msg = f"{name} {group} of covariate {covariate!r} has no samples (values: {levels})"
             raise ValueError(msg)
         members[name] = np.isin(samples, chosen)
-    mean, scale = model.posterior_u(adata, batch_size=batch_size)
     own = model.registry.codes(adata, "sample")
     counts = np.bincount(own, minlength=len(samples))
-    logp = sample_log_densities(mean, mean, scale, own, len(samples))
-    with np.errstate(divide="ignore"):
-        logp -= np.log(counts)[None, :]  # samples absent from adata stay -inf
+    logp = (
+        aggregated_log_probs(model, adata, batch_size=batch_size)
+        if log_probs is None
+        else np.asarray(log_probs)
+    )
 
     def group_log_density(member: np.ndarray) -> np.ndarray:
         mask = np.broadcast_to(member & (counts > 0), logp.shape).copy()
@@ -233,12 +252,15 @@ def differential_abundance_binary(
     """
     sample_key = model.registry.sample_key
     out = xr.Dataset(coords={"cell": np.asarray(adata.obs_names, dtype=str)})
+    log_probs = None  # shared by all covariates, computed once
     for cov in covariates:
         levels = sorted(_sample_covariate(adata, sample_key, cov).unique())
         if len(levels) != 2:
             logger.info("DA: skipping %r (%d values, not two)", cov, len(levels))
             continue
-        da = differential_abundance(model, adata, covariate=cov, batch_size=batch_size)
+        if log_probs is None:
+            log_probs = aggregated_log_probs(model, adata, batch_size=batch_size)
+        da = differential_abundance(model, adata, covariate=cov, log_probs=log_probs)
         out[f"log_ratio_{cov}"] = da["log_ratio"]
         out[f"log_ratio_{cov}"].attrs.update(
             {"covariate": cov, "group_a": levels[1], "group_b": levels[0]}

@@ -39,8 +39,7 @@ def _distance_fn(module: Any, keep_cells: bool) -> Any:
         params: Any,
         chunk: dict[str, jax.Array],
         codes: jax.Array,
-        group: jax.Array,
-        n_groups: jax.Array,
+        onehot: jax.Array,
         key: jax.Array,
     ) -> tuple[jax.Array, jax.Array | None]:
         z = counterfactual_states(module, params, chunk, codes, key, use_mean=True)
@@ -51,8 +50,7 @@ def _distance_fn(module: Any, keep_cells: bool) -> Any:
         d2 = sq[:, :, None] + sq[:, None, :] - 2.0 * jnp.einsum("bsd,btd->bst", z, z)
         s = codes.shape[0]
         d = jnp.sqrt(jnp.maximum(d2, 0.0)) * (1.0 - jnp.eye(s, dtype=z.dtype))
-        onehot = jax.nn.one_hot(group, n_groups.shape[0], dtype=jnp.float32)  # -1 -> zero row
-        sums = onehot.T @ d.reshape(d.shape[0], s * s)
+        sums = onehot.T @ d.reshape(d.shape[0], s * s)  # onehot: (cells, groups), padding 0
         return sums.reshape(-1, s, s), (d if keep_cells else None)
 
     return distances
@@ -125,7 +123,6 @@ def local_sample_distances(
     group, groups = _group_codes(adata, groupby)
     samples = list(model.registry.samples)
     codes = model.sample_codes()
-    n_groups = jnp.zeros(len(groups))
     fn = model._kernel(_distance_fn, cell_store is not None)
     store = None
     if cell_store is not None:
@@ -134,9 +131,9 @@ def local_sample_distances(
     key = jax.random.key(0)
     start, done = time.perf_counter(), 0
     for i, (n, chunk) in enumerate(model.iter_chunks(adata, batch_size)):
-        g = np.full(batch_size, -1, dtype=np.int32)
-        g[:n] = group[done : done + n]
-        part, cells = fn(model.params, chunk, codes, jnp.asarray(g), n_groups, key)
+        onehot = np.zeros((batch_size, len(groups)), dtype=np.float32)
+        onehot[np.arange(n), group[done : done + n]] = 1.0
+        part, cells = fn(model.params, chunk, codes, jnp.asarray(onehot), key)
         sums += np.asarray(part, dtype=np.float64)
         if store is not None:
             store[done : done + n] = np.asarray(cells)[:n]
@@ -154,15 +151,38 @@ def local_sample_distances(
     counts = np.bincount(group, minlength=len(groups))
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = sums / counts[:, None, None]
-    return xr.DataArray(
+    return grouped_distance_array(
         mean.astype(np.float32),
+        groups=groups,
+        samples=samples,
+        n_cells=counts,
+        attrs={"groupby": groupby or "", "description": "mean ||z(s) - z(s')|| over the group"},
+    )
+
+
+def grouped_distance_array(
+    values: np.ndarray,
+    *,
+    groups: list[str],
+    samples: list[str],
+    n_cells: np.ndarray,
+    attrs: dict[str, object] | None = None,
+) -> xr.DataArray:
+    """Wrap (groups, samples, samples) distance matrices in the layout every method shares.
+
+    A DataArray ``distance`` with dims (group, sample_x, sample_y), string coordinates and an
+    ``n_cells`` coordinate on group: MrVI's distances and the composition baselines' both use it, so
+    downstream metrics and figures take either.
+    """
+    return xr.DataArray(
+        values,
         dims=("group", "sample_x", "sample_y"),
         coords={
-            "group": groups,
-            "sample_x": samples,
-            "sample_y": samples,
-            "n_cells": ("group", counts),
+            "group": list(groups),
+            "sample_x": list(samples),
+            "sample_y": list(samples),
+            "n_cells": ("group", np.asarray(n_cells)),
         },
         name="distance",
-        attrs={"groupby": groupby or "", "description": "mean ||z(s) - z(s')|| over the group"},
+        attrs=dict(attrs or {}),
     )

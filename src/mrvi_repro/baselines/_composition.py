@@ -20,6 +20,7 @@ import scanpy as sc
 import xarray as xr
 
 from mrvi_repro._graph import knn_graph, leiden
+from mrvi_repro.analysis import grouped_distance_array
 
 from ._checks import check_counts, check_obs_keys, natural_order
 
@@ -189,16 +190,11 @@ def composition_distances(
             int(counts.notna().all(axis=1).sum()),
             len(samples),
         )
-    return xr.DataArray(
+    return grouped_distance_array(
         out,
-        dims=("group", "sample_x", "sample_y"),
-        coords={
-            "group": groups,
-            "sample_x": samples,
-            "sample_y": samples,
-            "n_cells": ("group", n_cells),
-        },
-        name="distance",
+        groups=groups,
+        samples=samples,
+        n_cells=n_cells,
         attrs={
             "method": "composition",
             "groupby": cluster_key,
