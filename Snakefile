@@ -19,11 +19,32 @@
 #                                               group (netCDF: group x sample_x x sample_y)
 #   results/{dataset}/analysis/da.nc            per-cell DA log ratio for each two-valued sample
 #                                               covariate (netCDF: log_ratio_<covariate>, cell)
+#   results/{dataset}/analysis/de.nc            per-cell DE of the analysis.de design: effect_size,
+#                                               pvalue, padj (cell x covariate), beta (+ latent);
+#                                               lfc (covariate x group x gene), mean per label group
+#   results/{dataset}/analysis/stratification.nc  cells clustered by their distance matrices
+#                                               (cell_cluster, pcs), per cluster the mean matrix,
+#                                               the sample dendrogram (linkage, leaf_order) and
+#                                               sample groups (sample_group: cluster x sample)
+#   results/{dataset}/model/scvi/               trained scVI (composition-scVI baseline), as model/mrvi/
+#   results/{dataset}/model/scvi_history.tsv    its training history, one row per epoch
+#   results/{dataset}/baselines/representations.h5ad  cells' obs with the baselines'
+#                                               representations in obsm["X_pca"], obsm["X_scvi"] (no X)
+#   results/{dataset}/baselines/composition_{rep}.nc  composition-PCA / -scVI sample distances per
+#                                               cluster ({rep}: pca, scvi; layout of sample_distances.nc)
+#   results/{dataset}/baselines/deseq2.tsv      DESeq2 pseudobulk table: one row per (two-valued
+#                                               covariate, gene) with LFC, p-values
+#   results/{dataset}/baselines/milo.nc         Milo DA: per-cell log_ratio_<covariate> (layout of
+#                                               da.nc) and per-neighbourhood logFC, SpatialFDR
+#   results/{dataset}/baselines/milode.nc       miloDE: lfc (covariate x group x gene), mean per label
+#                                               group of the per-cell LFCs (layout of de.nc's lfc)
+#   results/{dataset}/baselines/milode.tsv      miloDE table: one row per (covariate, neighbourhood,
+#                                               gene) with logFC, p-values (gene- and nhood-corrected)
 #   results/{dataset}/logs/{rule}.log           log of each rule
 #   results/{dataset}/benchmarks/{rule}.tsv     Snakemake benchmark (time, memory) of each rule
 #
-# Later stages add results/{dataset}/baselines/, metrics/ and figures/ with the
-# same logs/ and benchmarks/ convention (further wildcards become path levels).
+# Further wildcards become path levels: logs/{rule}/{wildcard}.log, benchmarks/{rule}/{wildcard}.tsv.
+# Later stages add results/{dataset}/metrics/ and figures/ with the same convention.
 
 import os
 
@@ -39,6 +60,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/mrvi.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/baselines.smk"
 
 
 rule all:

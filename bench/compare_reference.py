@@ -4,7 +4,8 @@ Usage::
 
     .venv/bin/python bench/compare_reference.py [--n-cells 10000 --n-genes 2000 --n-samples 32
         --n-batches 2 --epochs 10 --batch-size 128 --seed 0] [--backends jax,torch]
-        [--encoder-sample-aware] [--workdir DIR] [--log FILE]
+        [--encoder-sample-aware] [--analyses distances,da,de --de-mc-samples 100]
+        [--workdir DIR] [--log FILE]
 
 Steps
 -----
@@ -20,7 +21,12 @@ Steps
    --backend B`` (reference venv) for each backend, all with the same files, ``--epochs``,
    ``--batch-size`` and ``--seed``. Their stderr is streamed to ours (and to ``--log``), each line
    prefixed by the run's name; their stdout is one JSON line each.
-4. Print ONE JSON line: ``{"ours": {...}, "reference": {"jax": {...}, "torch": {...}},
+4. With ``--analyses``: the reference runs also time its post-hoc calls after training (see
+   ``reference_runner.time_analyses``), and ``bench/posthoc.py --h5ad`` times ours on the same
+   file (a model fitted for ``--epochs``, each analysis in a fresh process); DE uses
+   ``--de-mc-samples`` draws on both sides. ``analyses.speedup_by_backend`` = reference seconds /
+   our seconds.
+5. Print ONE JSON line: ``{"ours": {...}, "reference": {"jax": {...}, "torch": {...}},
    "faster_reference": B, "ratios": {...}, ...}``.
 
 Ratios (``ratios`` compares with the faster reference by steady-state cells/s, ``ratios_by_backend``
@@ -68,6 +74,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="jax,torch",
         help="comma-separated reference backends out of jax,torch; 'none' runs ours only",
     )
+    p.add_argument(
+        "--analyses",
+        default="",
+        help="after training, also time these analyses on both sides (comma-separated, of "
+        "distances,da,de: our bench/posthoc.py against the reference's post-hoc calls)",
+    )
+    p.add_argument("--de-mc-samples", type=int, default=100, help="draws of u in DE, both sides")
     p.add_argument("--workdir", help="keep the data files here (default: a temporary folder)")
     p.add_argument("--log", help="also write every run's stderr to this file")
     args = p.parse_args(argv)
@@ -78,6 +91,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown:
         p.error(f"unknown backend(s) {unknown}; choose from {', '.join(BACKENDS)} or 'none'")
     args.backends = list(dict.fromkeys(names))
+    args.analyses = [a for a in args.analyses.split(",") if a]
+    unknown = sorted(set(args.analyses) - {"distances", "da", "de"})
+    if unknown:
+        p.error(f"unknown analyses {unknown}; choose from distances, da, de")
     return args
 
 
@@ -219,6 +236,7 @@ def run(args: argparse.Namespace, tee: _Tee) -> dict[str, Any]:
         if args.encoder_sample_aware:
             ours_cmd.append("--encoder-sample-aware")
         ours = _run_json(ours_cmd, "ours", tee, dict(os.environ))
+        ours_analyses = run_our_analyses(args, h5ad, tee) if args.analyses else {}
 
         # The reference venv must not see our interpreter's environment.
         ref_env = {
@@ -227,9 +245,18 @@ def run(args: argparse.Namespace, tee: _Tee) -> dict[str, Any]:
             if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")
         }
         ref_env["PATH"] = f"{REF_VENV / 'bin'}{os.pathsep}{ref_env.get('PATH', '')}"
+        ref_extra = ["--analyses", ",".join(args.analyses)] if args.analyses else []
+        ref_extra += ["--de-mc-samples", str(args.de_mc_samples)]
         reference = {
             b: _run_json(
-                [str(REF_PYTHON), str(BENCH / "reference_runner.py"), *common, "--backend", b],
+                [
+                    str(REF_PYTHON),
+                    str(BENCH / "reference_runner.py"),
+                    *common,
+                    "--backend",
+                    b,
+                    *ref_extra,
+                ],
                 f"reference-{b}",
                 tee,
                 ref_env,
@@ -256,7 +283,32 @@ def run(args: argparse.Namespace, tee: _Tee) -> dict[str, Any]:
         "ratios_by_backend": {b: _ratios(ours, r) for b, r in ok.items()}
         if "error" not in ours
         else {},
+        "analyses": {
+            "ours": ours_analyses,
+            "de_mc_samples": args.de_mc_samples,
+            "speedup_by_backend": {
+                b: {
+                    a: r["analyses"][a]["seconds"] / ours_analyses[a]["seconds"]
+                    for a in args.analyses
+                    if a in r.get("analyses", {}) and a in ours_analyses
+                }
+                for b, r in ok.items()
+            },
+        },
     }
+
+
+def run_our_analyses(args: argparse.Namespace, h5ad: Path, tee: _Tee) -> dict[str, Any]:
+    """Time our analyses on the same file with ``bench/posthoc.py`` (each in a fresh process)."""
+    cmd = [sys.executable, str(BENCH / "posthoc.py"), "--h5ad", str(h5ad)]
+    cmd += ["--epochs", str(args.epochs), "--seed", str(args.seed)]
+    cmd += ["--mc-samples", str(args.de_mc_samples), "--analyses", ",".join(args.analyses)]
+    _say(tee, f"running ours-analyses: {' '.join(cmd)}")
+    code, out = _stream(cmd, "ours-analyses", tee, dict(os.environ))
+    if code != 0:
+        return {"error": f"exit code {code}"}
+    records = [json.loads(line) for line in out.splitlines() if line.strip()]
+    return {r["analysis"]: r for r in records}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -270,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write(json.dumps(record) + "\n")
     sys.stdout.flush()
     failed = "error" in record["ours"] or any("error" in r for r in record["reference"].values())
+    failed = failed or "error" in record["analyses"]["ours"]
     return 1 if failed else 0
 
 

@@ -96,7 +96,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import package_version, peak_rss_mb
+from _measure import package_version, peak_rss_mb, reset_peak_rss
 
 LOG = logging.getLogger("reference_runner")
 
@@ -139,12 +139,55 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--backend", choices=("jax", "torch"), default="jax")
+    p.add_argument(
+        "--analyses",
+        default="",
+        help=f"after training, time these post-hoc calls (comma-separated, of {ANALYSES})",
+    )
+    p.add_argument("--covariate", default="group", help="binary sample covariate of DA and DE")
+    p.add_argument("--de-mc-samples", type=int, default=100, help="the JAX reference's default")
     args = p.parse_args(argv)
+    args.analyses = [a for a in args.analyses.split(",") if a]
+    unknown = sorted(set(args.analyses) - set(ANALYSES))
+    if unknown:
+        p.error(f"unknown analyses {unknown}; choose from {ANALYSES}")
     if args.epochs < 1:
         p.error("--epochs must be >= 1")
     if args.batch_size < 1:
         p.error("--batch-size must be >= 1")
     return args
+
+
+#: Post-hoc calls the runner can time, named as in ``bench/posthoc.py``.
+ANALYSES = ("distances", "da", "de")
+
+
+def time_analyses(model: Any, adata: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Time the reference's post-hoc calls, each with its own peak RSS (``VmHWM`` reset first).
+
+    ``distances``: ``get_local_sample_distances(groupby="cell_type", keep_cell=False)`` (group
+    means only, as our rule writes); ``da``: ``differential_abundance`` of ``--covariate``; ``de``:
+    ``differential_expression`` of ``--covariate`` with ``--de-mc-samples`` draws, no LFCs.
+    """
+    calls = {
+        "distances": lambda: model.get_local_sample_distances(
+            adata, groupby="cell_type", keep_cell=False
+        ),
+        "da": lambda: model.differential_abundance(adata, sample_cov_keys=[args.covariate]),
+        "de": lambda: model.differential_expression(
+            adata, sample_cov_keys=[args.covariate], mc_samples=args.de_mc_samples
+        ),
+    }
+    out = {}
+    for name in args.analyses:
+        reset_peak_rss()
+        start = time.perf_counter()
+        calls[name]()
+        out[name] = {"seconds": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb()}
+        LOG.info(
+            "%s: %.1f s, peak RSS %.0f MiB", name, out[name]["seconds"], out[name]["peak_rss_mb"]
+        )
+    return out
 
 
 def load_split(path: str, n_obs: int) -> tuple[np.ndarray, np.ndarray]:
@@ -320,6 +363,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     LOG.info("epoch times (s): %s", ", ".join(f"{t:.3f}" for t in timer.epoch_s))
     steady = statistics.median(timer.epoch_s[1:]) if args.epochs > 1 else None
+    train_peak = peak_rss_mb()
+    analyses = time_analyses(model, adata, args)
     return {
         "backend": args.backend,
         "n_cells": int(adata.n_obs),
@@ -332,7 +377,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "steady_epoch_s": steady,
         "cells_per_s": (train_idx.size / steady) if steady else None,
         "val_elbo": val_elbo,
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": train_peak,
+        "analyses": analyses,
+        "de_mc_samples": args.de_mc_samples,
         "scvi_version": scvi.__version__,
         "jax_version": package_version("jax"),
     }

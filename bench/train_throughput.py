@@ -74,6 +74,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _measure import package_version, peak_rss_mb
@@ -146,6 +147,9 @@ def write_dataset(
 ) -> tuple[Path, Path]:
     """Simulate the benchmark data and write ``data.h5ad`` and ``train_indices.npy``.
 
+    ``obs`` keeps ``sample``, ``batch``, ``cell_type`` and ``group`` (a binary sample covariate:
+    every other sample, for the analyses' benchmarks).
+
     Parameters
     ----------
     out_dir
@@ -172,8 +176,12 @@ def write_dataset(
         seed=seed,
     )
     adata = simulate_base(params)
+    # A binary sample covariate for the analyses' benchmarks: every other sample (sorted by name).
+    samples = sorted(adata.obs["sample"].astype(str).unique())
+    half = {s: ("g1" if i % 2 else "g0") for i, s in enumerate(samples)}
+    adata.obs["group"] = pd.Categorical(adata.obs["sample"].astype(str).map(half))
     # Keep only what both models read; older anndata (the reference venv's) reads this plainly.
-    adata.obs = adata.obs[["sample", "batch", "cell_type"]].copy()
+    adata.obs = adata.obs[["sample", "batch", "cell_type", "group"]].copy()
     adata.uns.clear()
     h5ad, idx = out / "data.h5ad", out / "train_indices.npy"
     adata.write_h5ad(h5ad)

@@ -44,15 +44,18 @@ def test_block_reduction_equals_naive():
         )
 
 
-def test_da_ratios_depart_from_zero_only_in_the_resampled_subsets(tiny_semi, tiny_semi_mrvi):
-    da = differential_abundance(tiny_semi_mrvi, tiny_semi, covariate="covariate_2_strong")
-    ratio = da["log_ratio"].values
+def _check_planted_da(ratio, tiny_semi):
     subset = tiny_semi.obs["subset"].astype(str).to_numpy()
     assert np.isfinite(ratio).all()
     size = {s: np.abs(np.median(ratio[subset == s])) for s in ("A", "B", "C", "Other")}
     assert min(size["B"], size["C"]) > 2 * max(size["A"], size["Other"])
     # B loses cells in strongly resampled subjects and C gains them: opposite signs
     assert np.sign(np.median(ratio[subset == "B"])) != np.sign(np.median(ratio[subset == "C"]))
+
+
+def test_da_ratios_depart_from_zero_only_in_the_resampled_subsets(tiny_semi, tiny_semi_mrvi):
+    da = differential_abundance(tiny_semi_mrvi, tiny_semi, covariate="covariate_2_strong")
+    _check_planted_da(da["log_ratio"].values, tiny_semi)
 
 
 def test_da_requests_are_checked(tiny_semi, tiny_semi_mrvi):
@@ -94,3 +97,22 @@ def test_precomputed_aggregated_log_probs_give_the_same_ratio(tiny_semi, tiny_se
         tiny_semi_mrvi, tiny_semi, covariate="covariate_2_strong", log_probs=logp
     )
     np.testing.assert_allclose(reused["log_ratio"].values, fresh["log_ratio"].values, rtol=1e-5)
+
+
+def test_subsampled_aggregated_posteriors(tiny_semi, tiny_semi_mrvi):
+    model = tiny_semi_mrvi
+    full = aggregated_log_probs(model, tiny_semi)
+    # a cap above every sample's size changes nothing; a small one estimates the same densities
+    counts = tiny_semi.obs["sample_assignment"].value_counts()
+    same = aggregated_log_probs(model, tiny_semi, max_cells_per_sample=int(counts.max()))
+    np.testing.assert_allclose(same, full, rtol=1e-6)
+    capped = aggregated_log_probs(model, tiny_semi, max_cells_per_sample=30, seed=1)
+    assert np.isfinite(capped).all()
+    assert np.corrcoef(capped.ravel(), full.ravel())[0, 1] > 0.95
+    # the DA ratios keep their planted pattern with a third of the cells (about 94 per sample)
+    da = differential_abundance(
+        model, tiny_semi, covariate="covariate_2_strong", max_cells_per_sample=30, seed=1
+    )
+    _check_planted_da(da["log_ratio"].values, tiny_semi)
+    with pytest.raises(ValueError, match="max_cells_per_sample must be positive"):
+        aggregated_log_probs(model, tiny_semi, max_cells_per_sample=0)

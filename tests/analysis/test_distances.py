@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from mrvi_repro.analysis import local_sample_distances
+from mrvi_repro.analysis import iter_local_distances, local_sample_distances
 
 
 def _naive(model, adata):
@@ -62,3 +62,57 @@ def test_subset_a_distances_carry_the_planted_sample_structure(tiny_semi, tiny_s
 def test_bad_groupby(subset, tiny_semi_mrvi):
     with pytest.raises(KeyError, match="groupby 'nope'"):
         local_sample_distances(tiny_semi_mrvi, subset, groupby="nope")
+
+
+def _naive_normalised(model, adata, mc, seed):
+    """Dense numpy version of the Monte-Carlo-normalised distances, same draws as the kernel."""
+    import jax
+    import jax.numpy as jnp
+
+    from mrvi_repro.model._model import states_for_samples
+
+    mean, scale = model.posterior_u(adata)
+    key = jax.random.key(seed)
+    noise = np.stack(
+        [
+            np.asarray(jax.random.normal(jax.random.fold_in(key, r), (3 * mc, mean.shape[1])))
+            for r in range(adata.n_obs)
+        ]
+    )
+    u = mean[:, None, :] + scale[:, None, :] * noise
+    codes = model.sample_codes()
+    z = np.asarray(states_for_samples(model.module, model.params, jnp.asarray(u), codes), float)
+    own = model.registry.codes(adata, "sample")
+    z_own = z[np.arange(adata.n_obs), mc:, own]  # (cells, 2 mc, d): the cell's own sample
+    base = np.linalg.norm(z_own[:, :mc] - z_own[:, mc:], axis=-1)
+    mu, sd = base.mean(1), base.std(1) + 1e-6
+    zs = z[:, :mc]  # (cells, mc, S, d)
+    dm = np.sqrt(((zs[:, :, :, None] - zs[:, :, None, :]) ** 2).sum(-1))
+    out = ((dm - mu[:, None, None, None]) / sd[:, None, None, None]).mean(1)
+    s = out.shape[-1]
+    return out * (1 - np.eye(s))
+
+
+def test_normalised_distances_equal_the_dense_computation_and_do_not_depend_on_chunks(
+    subset, tiny_semi_mrvi
+):
+    cells = subset[:150].copy()
+    naive = _naive_normalised(tiny_semi_mrvi, cells, mc=4, seed=7)
+    chunks = [
+        np.concatenate(
+            [
+                d
+                for _, d in iter_local_distances(
+                    tiny_semi_mrvi, cells, mc_samples=4, seed=7, batch_size=b
+                )
+            ]
+        )
+        for b in (64, 256)
+    ]
+    np.testing.assert_allclose(chunks[0], chunks[1], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(chunks[0], naive, rtol=2e-3, atol=2e-3)
+    grouped = local_sample_distances(tiny_semi_mrvi, cells, mc_samples=4, seed=7)
+    np.testing.assert_allclose(grouped.sel(group="all").values, naive.mean(0), atol=2e-3)
+    assert grouped.attrs["mc_samples"] == 4
+    with pytest.raises(ValueError, match="mc_samples must be 0"):
+        local_sample_distances(tiny_semi_mrvi, cells, mc_samples=1)

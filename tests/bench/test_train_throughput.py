@@ -1,8 +1,7 @@
 """bench/train_throughput.py end to end at a tiny size (two short subprocess runs).
 
-XLA compiles with low optimisation and the runs share a persistent JAX compilation cache (kept in
-pytest's cache folder, at most 100 MB), so the second run (same shapes) compiles nothing, nor do
-later test sessions unless the model changed.
+The subprocesses share the bench tests' JAX setup (``conftest.py``): low XLA optimisation and a
+persistent compilation cache, so the second run (same shapes) compiles nothing.
 """
 
 from __future__ import annotations
@@ -10,8 +9,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +20,6 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "bench" / "train_throughput.py"
 TINY = {"n_cells": 600, "n_genes": 100, "n_samples": 4, "n_batches": 2, "seed": 0}
 SCHEDULE = ["--epochs", "2", "--batch-size", "64", "--seed", "0"]
-CACHE_MAX_BYTES = 100 * 1024**2
 POSITIVE = (
     "cells_per_s",
     "first_epoch_s",
@@ -41,26 +37,6 @@ def _load_script():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture(scope="module")
-def env(request, tmp_path_factory):
-    if request.config.cache is not None:
-        cache = request.config.cache.mkdir("jax-compilation-cache")
-        if sum(f.stat().st_size for f in cache.rglob("*") if f.is_file()) > CACHE_MAX_BYTES:
-            shutil.rmtree(cache)  # old model versions pile up; start afresh
-            cache.mkdir()
-    else:  # pytest -p no:cacheprovider
-        cache = tmp_path_factory.mktemp("jax_cache")
-    xla = os.environ.get("XLA_FLAGS", "")
-    return {
-        **os.environ,
-        "JAX_PLATFORMS": "cpu",
-        "JAX_COMPILATION_CACHE_DIR": str(cache),
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
-        "XLA_FLAGS": f"{xla} --xla_backend_optimization_level=0".strip(),
-    }
 
 
 def _run(args: list[str], env: dict[str, str]) -> dict:

@@ -4,17 +4,29 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mrvi_repro.baselines import MiloConfig, MiloDEConfig
 from mrvi_repro.data import (
+    AnalysisSpec,
+    BaselinesSpec,
+    CompositionSpec,
     DatasetSpec,
+    DESeq2Spec,
+    DESpec,
+    DistancesSpec,
     H5adSource,
     HVGParams,
+    MiloDESpec,
+    MiloSpec,
     MrVISpec,
+    PCASpec,
+    SCVISpec,
     SemisyntheticParams,
     SimulationParams,
     SpecError,
+    StratifySpec,
     check_schema,
 )
-from mrvi_repro.model import MrVIConfig, TrainConfig
+from mrvi_repro.model import MrVIConfig, SCVIConfig, TrainConfig
 
 MINIMAL = {"source": {"kind": "simulate"}, "sample_key": "sample"}
 
@@ -36,7 +48,21 @@ def defaults(cls):
     return out
 
 
-SECTIONS = {"source", "hvg", "semisynthetic", "mrvi", "model", "train"}
+# nested sections (checked by their own case); baselines.scvi.train is mrvi.train by $ref
+SECTIONS = (
+    {"source", "hvg", "semisynthetic", "mrvi", "model", "train"}
+    | {
+        "baselines",
+        "scvi",
+        "pca",
+        "composition",
+        "deseq2",
+        "milo",
+        "milode",
+        "config",
+    }
+    | {"analysis", "distances", "de", "stratify"}
+)
 
 
 # The schema lists every field of these dataclasses (the mrvi section's MrVIConfig and TrainConfig
@@ -52,6 +78,23 @@ SECTIONS = {"source", "hvg", "semisynthetic", "mrvi", "model", "train"}
         (MrVISpec, ("properties", "mrvi")),
         (MrVIConfig, ("properties", "mrvi", "properties", "model")),
         (TrainConfig, ("properties", "mrvi", "properties", "train")),
+        (BaselinesSpec, ("properties", "baselines")),
+        (AnalysisSpec, ("properties", "analysis")),
+        (DistancesSpec, ("properties", "analysis", "properties", "distances")),
+        (DESpec, ("properties", "analysis", "properties", "de")),
+        (StratifySpec, ("properties", "analysis", "properties", "stratify")),
+        (SCVISpec, ("properties", "baselines", "properties", "scvi")),
+        (SCVIConfig, ("properties", "baselines", "properties", "scvi", "properties", "model")),
+        (PCASpec, ("properties", "baselines", "properties", "pca")),
+        (CompositionSpec, ("properties", "baselines", "properties", "composition")),
+        (DESeq2Spec, ("properties", "baselines", "properties", "deseq2")),
+        (MiloSpec, ("properties", "baselines", "properties", "milo")),
+        (MiloConfig, ("properties", "baselines", "properties", "milo", "properties", "config")),
+        (MiloDESpec, ("properties", "baselines", "properties", "milode")),
+        (
+            MiloDEConfig,
+            ("properties", "baselines", "properties", "milode", "properties", "config"),
+        ),
     ],
 )
 def test_schema_and_dataclasses_agree(repo, cls, where):

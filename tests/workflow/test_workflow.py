@@ -35,6 +35,17 @@ TINY_MRVI = {
 }
 
 
+#: Analysis settings small enough for a test: few draws, few PCs.
+TINY_ANALYSIS = {"de": {"mc_samples": 3}, "stratify": {"n_pcs": 5, "resolution": 0.1}}
+
+
+#: Baseline settings small enough for a test: a few epochs of a narrow scVI, 10 PCs.
+TINY_BASELINES = {
+    "scvi": {"model": {"n_latent": 4, "encoder_n_hidden": 32}, "train": {"max_epochs": 3}},
+    "pca": {"n_comps": 10},
+}
+
+
 def snakemake(repo, *args, cwd=None):
     """Run Snakemake; return its exit code and its output (stdout and stderr together)."""
     cmd = [
@@ -54,6 +65,12 @@ def snakemake(repo, *args, cwd=None):
         timeout=900,
     )
     return res.returncode, res.stdout
+
+
+def jobs(out):
+    """Rule -> number of jobs, from the job table of a (dry) run, without `all`."""
+    table = dict(re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.MULTILINE))
+    return {rule: int(n) for rule, n in table.items() if rule not in ("all", "total")}
 
 
 def write_config(tmp_path, datasets, extra=None):
@@ -76,6 +93,10 @@ def test_dry_run_default_config(repo, tmp_path):
         assert f"rule {rule}:" in out or f"{rule} " in out
     assert "results/semisynthetic/data/preprocessed.h5ad" in out
     assert "results/semisynthetic/model/mrvi_latent.h5ad" in out
+    for rep in ("pca", "scvi"):
+        assert f"results/semisynthetic/baselines/composition_{rep}.nc" in out
+    for name in ("deseq2.tsv", "milo.nc", "milode.nc", "milode.tsv"):
+        assert f"results/semisynthetic/baselines/{name}" in out
 
 
 def test_unknown_config_key_is_named(repo, tmp_path):
@@ -106,8 +127,9 @@ def test_full_run_of_a_tiny_config(repo, tmp_path):
     user = simulate_base(
         SimulationParams(n_cells=800, n_genes=300, n_samples=4, n_batches=2, seed=2)
     )
+    # samples 1 and 3 are in batch 1, 2 and 4 in batch 2: a donor group in each batch
     user.obs["donor_group"] = user.obs["sample"].map(
-        {"sample_01": "a", "sample_02": "b", "sample_03": "a", "sample_04": "b"}
+        {"sample_01": "a", "sample_02": "a", "sample_03": "b", "sample_04": "b"}
     )
     user.write_h5ad(tmp_path / "mine.h5ad")
     mine = {
@@ -118,11 +140,35 @@ def test_full_run_of_a_tiny_config(repo, tmp_path):
         "sample_covariates": ["donor_group"],
         "hvg": {"n_top_genes": 150},
         "mrvi": {**TINY_MRVI, "seed": 3},
+        # DESeq2 on all cells, Milo and miloDE on the PCA: designs ~ batch + donor_group. Four
+        # samples leave one residual degree of freedom: miloDE needs neighbourhoods large enough to
+        # hold cells of both batches (k 30; with k 10 most are not testable)
+        "baselines": {
+            **TINY_BASELINES,
+            "milo": {"config": {"k": 10}},
+            "milode": {"config": {"k": 30, "prop": 0.1}},
+        },
+        "analysis": TINY_ANALYSIS,  # DE of all sample covariates (donor_group)
     }
-    config = write_config(tmp_path, {"tiny": {**TINY_SEMI, "mrvi": TINY_MRVI}, "mine": mine})
+    # the semi-synthetic set: DESeq2 in subset A (Leiden cluster 0), as the default config does
+    semi = {
+        **TINY_SEMI,
+        "mrvi": TINY_MRVI,
+        "baselines": {
+            **TINY_BASELINES,
+            "deseq2": {"group": 0},
+            "milo": {"config": {"k": 10}, "covariates": ["covariate_2_strong"]},
+            "milode": {"config": {"k": 15, "prop": 0.1}, "covariates": ["covariate_1_top"]},
+        },
+        "analysis": {**TINY_ANALYSIS, "de": {"mc_samples": 3, "covariates": ["covariate_1_top"]}},
+    }
+    config = write_config(tmp_path, {"tiny": semi, "mine": mine})
     # one core per model job, so that the two datasets' fits overlap (the rules ask for more)
     threads = ("--set-threads", "fit_mrvi=1", "latent_mrvi=1")
     threads += ("sample_distances=1", "differential_abundance=1")
+    threads += ("differential_expression=1", "stratify_cells=1")
+    threads += ("fit_scvi=1", "representations=1", "deseq2_pseudobulk=1")
+    threads += ("milo=1", "milode=1")
     rc, out = snakemake(
         repo, "--cores", "2", *threads, "--directory", tmp_path, "--configfile", config
     )
@@ -158,6 +204,8 @@ def test_full_run_of_a_tiny_config(repo, tmp_path):
             "mrvi",
             "mrvi_history.tsv",
             "mrvi_latent.h5ad",
+            "scvi",
+            "scvi_history.tsv",
         ]  # no partial model folder left behind
         assert {"model.json", "params.msgpack"} <= {p.name for p in (model_dir / "mrvi").iterdir()}
         history = pd.read_csv(model_dir / "mrvi_history.tsv", sep="\t")
@@ -175,10 +223,11 @@ def test_full_run_of_a_tiny_config(repo, tmp_path):
         assert "latents of" in (results / name / "logs" / "latent_mrvi.log").read_text()
     assert latent.uns["mrvi"]["batch_key"] == "batch"  # the user's data has two batches
 
-    # analyses: mean sample distances per label group, DA per two-valued covariate
-    for name, data, groupby, binary in (
-        ("tiny", tiny, "leiden", ["covariate_1_top", "covariate_2_strong"]),
-        ("mine", own, "cell_type", ["donor_group"]),
+    # analyses: mean sample distances per label group, DA per two-valued covariate, DE of the
+    # design (LFCs per label group), stratification
+    for name, data, groupby, binary, design in (
+        ("tiny", tiny, "leiden", ["covariate_1_top", "covariate_2_strong"], "covariate_1_top_T2"),
+        ("mine", own, "cell_type", ["donor_group"], "donor_group_b"),
     ):
         dist = xr.open_dataarray(results / name / "analysis" / "sample_distances.nc")
         assert dist.dims == ("group", "sample_x", "sample_y")
@@ -189,15 +238,105 @@ def test_full_run_of_a_tiny_config(repo, tmp_path):
         assert sorted(da.data_vars) == [f"log_ratio_{c}" for c in sorted(binary)]
         assert da.sizes["cell"] == data.n_obs
         assert "DA for" in (results / name / "logs" / "differential_abundance.log").read_text()
+        de = xr.open_dataset(results / name / "analysis" / "de.nc")
+        assert de["effect_size"].dims == ("cell", "covariate") and de.sizes["cell"] == data.n_obs
+        assert list(de["covariate"].values) == [design]
+        assert de["lfc"].dims == ("covariate", "group", "gene") and de.sizes["gene"] == data.n_vars
+        assert sorted(de["group"].values) == sorted(data.obs[groupby].astype(str).unique())
+        assert np.isfinite(de["effect_size"]).all() and np.isfinite(de["lfc"]).all()
+        assert (0 <= de["padj"]).all() and (de["padj"] <= 1).all()
+        strat = xr.open_dataset(results / name / "analysis" / "stratification.nc")
+        assert strat.sizes["cell"] == data.n_obs and strat.sizes["pc"] == 5
+        n_samples = dist.sizes["sample_x"]
+        assert strat["linkage"].shape == (strat.sizes["cluster"], n_samples - 1, 4)
+        assert strat["sample_group"].dims == ("cluster", "sample")
+        assert set(np.unique(strat["sample_group"])) <= {1, 2, 3}
+
+    # baselines: scVI, representations, composition distances on each, DESeq2 pseudobulk
+    for name, data, groupby, tested in (
+        ("tiny", tiny, "leiden", ["covariate_1_top", "covariate_2_strong"]),
+        ("mine", own, "cell_type", ["donor_group"]),
+    ):
+        history = pd.read_csv(results / name / "model" / "scvi_history.tsv", sep="\t")
+        assert list(history["epoch"]) == [1, 2, 3]
+        reps = ad.read_h5ad(results / name / "baselines" / "representations.h5ad")
+        assert list(reps.obs_names) == list(data.obs_names)
+        assert list(reps.uns["latent_keys"]) == ["X_pca", "X_scvi"]
+        assert reps.obsm["X_pca"].shape == (data.n_obs, 10)
+        assert reps.obsm["X_scvi"].shape == (data.n_obs, 4)
+        for rep in ("pca", "scvi"):
+            dist = xr.open_dataarray(results / name / "baselines" / f"composition_{rep}.nc")
+            assert dist.dims == ("group", "sample_x", "sample_y")
+            assert sorted(dist["group"].values) == sorted(data.obs[groupby].astype(str).unique())
+            assert int(dist["n_cells"].sum()) == data.n_obs
+            assert dist.attrs["representation"] == rep
+            bench = results / name / "benchmarks" / "composition_distances" / f"{rep}.tsv"
+            assert {"s", "max_rss"} <= set(pd.read_csv(bench, sep="\t").columns)
+        table = pd.read_csv(results / name / "baselines" / "deseq2.tsv", sep="\t")
+        assert table["covariate"].unique().tolist() == tested
+        assert len(table) == len(tested) * data.n_vars
+        assert np.isfinite(table["pvalue"]).mean() > 0.5
+    log = (results / "mine" / "logs" / "deseq2_pseudobulk.log").read_text()
+    assert "(~ batch + donor_group)" in log and "in all cells" in log
+
+    # Milo (per-cell log ratios, the layout of da.nc) and miloDE (LFCs per label group, the layout
+    # of de.nc's lfc, and the per-neighbourhood table)
+    for name, data, groupby, da_cov, de_cov, design in (
+        ("tiny", tiny, "leiden", "covariate_2_strong", "covariate_1_top", ""),
+        ("mine", own, "cell_type", "donor_group", "donor_group", "batch + "),
+    ):
+        milo = xr.open_dataset(results / name / "baselines" / "milo.nc")
+        assert list(milo["covariate"].values) == [da_cov] and milo.sizes["cell"] == data.n_obs
+        assert milo[f"log_ratio_{da_cov}"].attrs["design"] == f"~ {design}{da_cov}"
+        assert np.isfinite(milo[f"log_ratio_{da_cov}"]).mean() > 0.5
+        milode = xr.open_dataset(results / name / "baselines" / "milode.nc")
+        assert milode["lfc"].dims == ("covariate", "group", "gene")
+        assert list(milode["covariate"].values) == [de_cov]
+        assert sorted(milode["group"].values) == sorted(data.obs[groupby].astype(str).unique())
+        assert milode["design"].item() == f"~ {design}{de_cov}" and milode["n_tested"].item() > 0
+        table = pd.read_csv(results / name / "baselines" / "milode.tsv", sep="\t")
+        assert (table["covariate"] == de_cov).all() and table["test_performed"].any()
+        for rule in ("milo", "milode"):
+            bench = pd.read_csv(results / name / "benchmarks" / f"{rule}.tsv", sep="\t")
+            assert {"s", "max_rss"} <= set(bench.columns)
+    assert "leiden == '0'" in (results / "tiny" / "logs" / "deseq2_pseudobulk.log").read_text()
 
     rc, out = snakemake(repo, "-n", "--directory", tmp_path, "--configfile", config)
     assert rc == 0 and "Nothing to be done" in out
 
-    # another MrVI setting refits the model but keeps the data
-    changed = {**TINY_SEMI, "mrvi": {**TINY_MRVI, "seed": 1}}
+    # another composition setting reruns the composition distances only
+    changed = {**mine, "baselines": {**mine["baselines"], "composition": {"n_neighbors": 10}}}
+    rc, out = snakemake(
+        repo,
+        "-n",
+        "--directory",
+        tmp_path,
+        "--configfile",
+        write_config(tmp_path, {"tiny": semi, "mine": changed}),
+    )
+    assert rc == 0, out
+    assert jobs(out) == {"composition_distances": 2}, out
+
+    # another miloDE setting reruns miloDE only
+    changed = {**mine, "baselines": {**mine["baselines"], "milode": {"config": {"k": 25}}}}
+    config = write_config(tmp_path, {"tiny": semi, "mine": changed})
+    rc, out = snakemake(repo, "-n", "--directory", tmp_path, "--configfile", config)
+    assert rc == 0, out
+    assert jobs(out) == {"milode": 1}, out
+
+    # another DE setting reruns the DE only
+    changed = {**mine, "analysis": {**TINY_ANALYSIS, "de": {"mc_samples": 4}}}
+    config = write_config(tmp_path, {"tiny": semi, "mine": changed})
+    rc, out = snakemake(repo, "-n", "--directory", tmp_path, "--configfile", config)
+    assert rc == 0, out
+    assert jobs(out) == {"differential_expression": 1}, out
+
+    # another MrVI setting refits the model but keeps the data and the baselines
+    changed = {**semi, "mrvi": {**TINY_MRVI, "seed": 1}}
     config = write_config(tmp_path, {"tiny": changed, "mine": mine})
     rc, out = snakemake(repo, "-n", "--directory", tmp_path, "--configfile", config)
     assert rc == 0, out
     assert re.search(r"fit_mrvi\s+1\n", out) and re.search(r"latent_mrvi\s+1\n", out), out
     assert re.search(r"sample_distances\s+1\n", out), out
     assert "simulate_base" not in out and "preprocess_dataset" not in out, out
+    assert not {"fit_scvi", "representations", "deseq2_pseudobulk", "milo"} & set(jobs(out)), out

@@ -1,4 +1,5 @@
-# Analyses of the fitted MrVI: results/{dataset}/analysis/.
+# Analyses of the fitted MrVI: results/{dataset}/analysis/. Settings: the dataset entry's `analysis`
+# section; each rule's params hold only the part it uses.
 
 
 rule sample_distances:
@@ -16,9 +17,29 @@ rule sample_distances:
         mem_mb=8000,
         runtime=60,
     params:
-        analysis=get_analysis_params,
+        entry=analysis_entry("distances"),
     script:
         "../scripts/sample_distances.py"
+
+
+rule stratify_cells:
+    input:
+        model="results/{dataset}/model/mrvi",
+        h5ad="results/{dataset}/data/preprocessed.h5ad",
+    output:
+        "results/{dataset}/analysis/stratification.nc",
+    log:
+        "results/{dataset}/logs/stratify_cells.log",
+    benchmark:
+        "results/{dataset}/benchmarks/stratify_cells.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        entry=analysis_entry("stratify"),
+    script:
+        "../scripts/stratify_cells.py"
 
 
 rule differential_abundance:
@@ -36,6 +57,26 @@ rule differential_abundance:
         mem_mb=8000,
         runtime=60,
     params:
-        analysis=get_analysis_params,
+        entry=analysis_entry(),
     script:
         "../scripts/differential_abundance.py"
+
+
+rule differential_expression:
+    input:
+        model="results/{dataset}/model/mrvi",
+        h5ad="results/{dataset}/data/preprocessed.h5ad",
+    output:
+        "results/{dataset}/analysis/de.nc",
+    log:
+        "results/{dataset}/logs/differential_expression.log",
+    benchmark:
+        "results/{dataset}/benchmarks/differential_expression.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    params:
+        entry=analysis_entry("de"),
+    script:
+        "../scripts/differential_expression.py"

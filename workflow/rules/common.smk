@@ -6,6 +6,7 @@ from pathlib import Path
 import yaml
 from snakemake.exceptions import WorkflowError
 
+from mrvi_repro.baselines import REPRESENTATION_KEYS
 from mrvi_repro.data import DatasetSpec, SpecError, check_schema
 
 SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
@@ -63,17 +64,55 @@ SIMULATED = [n for n, e in DATASETS.items() if e["source"]["kind"] == "simulate"
 
 wildcard_constraints:
     dataset="|".join(DATASETS),
+    rep="|".join(REPRESENTATION_KEYS),
 
 
-def get_dataset_entry(wildcards):
-    """The parsed-ready dataset entry (a plain dict) of a {dataset}."""
-    return DATASETS[wildcards.dataset]
+#: Sections of a dataset entry that say how models, analyses and baselines run, not what the data is.
+MODEL_SECTIONS = ("mrvi", "baselines", "analysis")
 
 
 def get_data_entry(wildcards):
     """The dataset entry without its model sections: params of the data rules, so that changing
-    how a model is fitted does not rerun the simulation and the preprocessing."""
-    return {k: v for k, v in DATASETS[wildcards.dataset].items() if k != "mrvi"}
+    how a model, an analysis or a baseline runs does not rerun the simulation and the preprocessing.
+    """
+    entry = DATASETS[wildcards.dataset]
+    return {k: v for k, v in entry.items() if k not in MODEL_SECTIONS}
+
+
+def get_mrvi_entry(wildcards):
+    """Params of the MrVI rules: the data entry and its `mrvi` section, so that changing an
+    analysis or a baseline setting does not refit MrVI."""
+    entry = DATASETS[wildcards.dataset]
+    return {
+        **get_data_entry(wildcards),
+        **{k: entry[k] for k in ("mrvi",) if k in entry},
+    }
+
+
+def analysis_entry(*sections):
+    """Param function of an analysis rule: the MrVI entry with the named parts of its `analysis`
+    section, so that a rule reruns only when what it uses changes."""
+
+    def get(wildcards):
+        analysis = DATASETS[wildcards.dataset].get("analysis") or {}
+        chosen = {k: v for k, v in analysis.items() if k in sections}
+        return {**get_mrvi_entry(wildcards), "analysis": chosen}
+
+    return get
+
+
+def baselines_entry(*sections):
+    """Param function of a baseline rule: the dataset entry without its model sections but with
+    the named keys of its `baselines` section, so that a rule reruns only when what it uses
+    changes (omitted keys take their defaults when the entry is parsed).
+    """
+
+    def get(wildcards):
+        baselines = DATASETS[wildcards.dataset].get("baselines") or {}
+        chosen = {k: v for k, v in baselines.items() if k in sections}
+        return {**get_data_entry(wildcards), "baselines": chosen}
+
+    return get
 
 
 def get_base_input(wildcards):
@@ -82,15 +121,6 @@ def get_base_input(wildcards):
     if source["kind"] == "simulate":
         return f"results/{wildcards.dataset}/raw/base.h5ad"
     return source["path"]
-
-
-def get_analysis_params(wildcards):
-    """What the analyses of a dataset use from its entry: the label key and sample covariates."""
-    entry = DATASETS[wildcards.dataset]
-    return {
-        "groupby": entry.get("labels_key"),
-        "covariates": list(entry.get("sample_covariates", [])),
-    }
 
 
 def get_final_outputs():
@@ -102,5 +132,14 @@ def get_final_outputs():
         "model/mrvi_latent.h5ad",
         "analysis/sample_distances.nc",
         "analysis/da.nc",
+        "analysis/de.nc",
+        "analysis/stratification.nc",
+        "model/scvi_history.tsv",
+        "baselines/representations.h5ad",
+        *(f"baselines/composition_{rep}.nc" for rep in REPRESENTATION_KEYS),
+        "baselines/deseq2.tsv",
+        "baselines/milo.nc",
+        "baselines/milode.nc",
+        "baselines/milode.tsv",
     )
     return [f"results/{name}/{f}" for name in DATASETS for f in files]

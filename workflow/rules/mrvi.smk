@@ -16,7 +16,7 @@ rule fit_mrvi:
         mem_mb=16000,
         runtime=240,
     params:
-        entry=get_dataset_entry,
+        entry=get_mrvi_entry,
     script:
         "../scripts/fit_mrvi.py"
 

@@ -3,10 +3,11 @@
 import anndata as ad
 
 from mrvi_repro._logging import setup_logging
-from mrvi_repro.analysis import local_sample_distances
+from mrvi_repro.analysis import mrvi_distances
+from mrvi_repro.data import DatasetSpec
 from mrvi_repro.model import MrVI
 
 setup_logging(snakemake.log[0])
+spec = DatasetSpec.from_dict(snakemake.wildcards.dataset, snakemake.params.entry)
 model, adata = MrVI.load(snakemake.input.model), ad.read_h5ad(snakemake.input.h5ad)
-groupby = snakemake.params.analysis["groupby"]
-local_sample_distances(model, adata, groupby=groupby).to_netcdf(snakemake.output[0], engine="scipy")
+mrvi_distances(model, adata, spec).to_netcdf(snakemake.output[0], engine="scipy")

@@ -138,16 +138,41 @@ def _sample_covariate(adata: ad.AnnData, sample_key: str, covariate: str) -> pd.
     return per_sample(adata, sample_key, covariate).astype(str)
 
 
-def aggregated_log_probs(model: MrVI, adata: ad.AnnData, *, batch_size: int = 1024) -> np.ndarray:
+def reference_cells(
+    own: np.ndarray, n_samples: int, max_cells: int | None, seed: int
+) -> np.ndarray:
+    """Rows of up to ``max_cells`` cells per sample (seeded; all with ``None``), sorted."""
+    if max_cells is None:
+        return np.arange(len(own))
+    if max_cells < 1:
+        msg = f"max_cells_per_sample must be positive or None, got {max_cells}"
+        raise ValueError(msg)
+    rng = np.random.default_rng(seed)
+    picks = [rng.permutation(np.flatnonzero(own == s))[:max_cells] for s in range(n_samples)]
+    return np.sort(np.concatenate(picks).astype(np.int64))
+
+
+def aggregated_log_probs(
+    model: MrVI,
+    adata: ad.AnnData,
+    *,
+    max_cells_per_sample: int | None = None,
+    seed: int = 0,
+    batch_size: int = 1024,
+) -> np.ndarray:
     """Return log q_s(u_n): each cell's posterior mean under each sample's aggregated posterior.
 
-    (cells, samples); -inf for a sample with no cells in ``adata``.
+    (cells, samples); -inf for a sample with no cells in ``adata``. q_s is the equal-weight
+    mixture of the posteriors of all of s's cells, or of a seeded random subset of at most
+    ``max_cells_per_sample`` of them: the cost is cells x mixture components, so at hundreds of
+    thousands of cells a subset (an unbiased Monte-Carlo estimate of the density) keeps it linear.
     """
     mean, scale = model.posterior_u(adata, batch_size=batch_size)
     own = model.registry.codes(adata, "sample")
     n_samples = len(model.registry.samples)
-    counts = np.bincount(own, minlength=n_samples)
-    logp = sample_log_densities(mean, mean, scale, own, n_samples)
+    ref = reference_cells(own, n_samples, max_cells_per_sample, seed)
+    counts = np.bincount(own[ref], minlength=n_samples)
+    logp = sample_log_densities(mean, mean[ref], scale[ref], own[ref], n_samples)
     with np.errstate(divide="ignore"):
         return logp - np.log(counts)[None, :]
 
@@ -162,6 +187,8 @@ def differential_abundance(
     omit_own_sample: bool = True,
     keep_log_probs: bool = False,
     log_probs: np.ndarray | None = None,
+    max_cells_per_sample: int | None = None,
+    seed: int = 0,
     batch_size: int = 1024,
 ) -> xr.Dataset:
     """Per-cell log ratio of the aggregated posteriors of two groups of samples.
@@ -186,6 +213,9 @@ def differential_abundance(
     log_probs
         :func:`aggregated_log_probs` of ``model`` and ``adata`` when already computed (they do
         not depend on the covariate); computed here otherwise.
+    max_cells_per_sample, seed
+        Aggregated posteriors from at most this many seeded random cells per sample (see
+        :func:`aggregated_log_probs`; ``None``, the default: all cells, as the paper).
     batch_size
         Cells per device chunk of the encoder.
 
@@ -216,7 +246,13 @@ def differential_abundance(
     own = model.registry.codes(adata, "sample")
     counts = np.bincount(own, minlength=len(samples))
     logp = (
-        aggregated_log_probs(model, adata, batch_size=batch_size)
+        aggregated_log_probs(
+            model,
+            adata,
+            max_cells_per_sample=max_cells_per_sample,
+            seed=seed,
+            batch_size=batch_size,
+        )
         if log_probs is None
         else np.asarray(log_probs)
     )
@@ -243,15 +279,27 @@ def differential_abundance(
 
 
 def differential_abundance_binary(
-    model: MrVI, adata: ad.AnnData, covariates: Sequence[str], *, batch_size: int = 1024
+    model: MrVI,
+    adata: ad.AnnData,
+    covariates: Sequence[str],
+    *,
+    max_cells_per_sample: int | None = None,
+    seed: int = 0,
+    batch_size: int = 1024,
 ) -> xr.Dataset:
     """Run :func:`differential_abundance` for every two-valued covariate among ``covariates``.
 
     Returns one Dataset with a variable ``log_ratio_<covariate>`` (cell) per binary covariate
-    (covariates with other numbers of values are skipped, and logged).
+    (covariates with other numbers of values are skipped, and logged). ``max_cells_per_sample``
+    and ``seed`` as in :func:`aggregated_log_probs`.
     """
     sample_key = model.registry.sample_key
-    out = xr.Dataset(coords={"cell": np.asarray(adata.obs_names, dtype=str)})
+    out = xr.Dataset(
+        coords={"cell": np.asarray(adata.obs_names, dtype=str)},
+        attrs={
+            "max_cells_per_sample": -1 if max_cells_per_sample is None else max_cells_per_sample
+        },
+    )
     log_probs = None  # shared by all covariates, computed once
     for cov in covariates:
         levels = sorted(_sample_covariate(adata, sample_key, cov).unique())
@@ -259,7 +307,13 @@ def differential_abundance_binary(
             logger.info("DA: skipping %r (%d values, not two)", cov, len(levels))
             continue
         if log_probs is None:
-            log_probs = aggregated_log_probs(model, adata, batch_size=batch_size)
+            log_probs = aggregated_log_probs(
+                model,
+                adata,
+                max_cells_per_sample=max_cells_per_sample,
+                seed=seed,
+                batch_size=batch_size,
+            )
         da = differential_abundance(model, adata, covariate=cov, log_probs=log_probs)
         out[f"log_ratio_{cov}"] = da["log_ratio"]
         out[f"log_ratio_{cov}"].attrs.update(
@@ -296,14 +350,7 @@ def admissibility(
     samples = list(model.registry.samples)
     mean, scale = model.posterior_u(adata, batch_size=batch_size)
     own = model.registry.codes(adata, "sample")
-    rng = np.random.default_rng(seed)
-    ref = np.concatenate(
-        [
-            rng.permutation(np.flatnonzero(own == s))[:max_cells_per_sample]
-            for s in range(len(samples))
-        ]
-    ).astype(np.int64)
-    ref.sort()
+    ref = reference_cells(own, len(samples), max_cells_per_sample, seed)
     args = (mean[ref], scale[ref], own[ref], len(samples))
     scores = sample_log_densities(mean, *args, reduce="max")
     within = sample_log_densities(mean[ref], *args, reduce="max", query_id=ref, ref_id=ref)[

@@ -3,20 +3,49 @@
 from ._preprocess import counts_to_x, preprocess_dataset, sample_table, select_hvgs
 from ._semisynthetic import SUBSETS, SemisyntheticParams, leiden_clusters, make_semisynthetic
 from ._simulate import PBMC_CELL_TYPES, SimulationParams, simulate_base
-from ._spec import DatasetSpec, H5adSource, HVGParams, MrVISpec, SpecError, check_schema
+from ._spec import (
+    AnalysisSpec,
+    BaselinesSpec,
+    CompositionSpec,
+    DatasetSpec,
+    DESeq2Spec,
+    DESpec,
+    DistancesSpec,
+    H5adSource,
+    HVGParams,
+    MiloDESpec,
+    MiloSpec,
+    MrVISpec,
+    PCASpec,
+    SCVISpec,
+    SpecError,
+    StratifySpec,
+    check_schema,
+)
 from ._validate import DataContractError, count_problems, per_sample, validate_adata
 
 __all__ = [
     "PBMC_CELL_TYPES",
     "SUBSETS",
+    "AnalysisSpec",
+    "BaselinesSpec",
+    "CompositionSpec",
+    "DESeq2Spec",
+    "DESpec",
     "DataContractError",
     "DatasetSpec",
+    "DistancesSpec",
     "H5adSource",
     "HVGParams",
+    "MiloDESpec",
+    "MiloSpec",
     "MrVISpec",
+    "PCASpec",
+    "SCVISpec",
     "SemisyntheticParams",
     "SimulationParams",
     "SpecError",
+    "StratifySpec",
     "check_schema",
     "count_problems",
     "counts_to_x",

@@ -21,7 +21,8 @@ Ground truth stored in the result:
 
 * ``obs``: ``leiden`` (cluster, "0" = largest), ``subset`` (A, B, C, Other), ``subcluster`` (A cells),
   the sample key (subject), ``covariate_1`` (G1..Gk), ``covariate_1_top`` (top split of the tree,
-  T1/T2), ``covariate_2`` (R1..Rr), ``covariate_2_strong`` (bool), ``de_cell`` (carries DE: subset
+  T1/T2), ``covariate_1_G1`` (bool: group G1, the paper's DE benchmark compares it with the
+  rest), ``covariate_2`` (R1..Rr), ``covariate_2_strong`` (bool), ``de_cell`` (carries DE: subset
   A), ``da_cell`` (carries DA: subsets B and C), ``resampled`` (a duplicated subset-C cell);
 * ``uns['semisynthetic']``: the parameters, the subset → cluster map, the subject order, the
   subject tree as a scipy linkage matrix (``subject_linkage``, leaves in ``subject_order``) and as
@@ -330,6 +331,7 @@ def make_semisynthetic(
     obs["covariate_1_top"] = pd.Categorical(
         [f"T{t + 1}" for t in top_of_group[group]], categories=["T1", "T2"]
     )
+    obs["covariate_1_G1"] = np.asarray(group) == 0  # the paper's DE contrast: group 1 vs rest
     obs["covariate_2"] = pd.Categorical(
         [f"R{r + 1}" for r in rank[subj]], categories=[f"R{r + 1}" for r in range(p.n_replicates)]
     )

@@ -5,7 +5,14 @@ from ._config import MrVIConfig, SCVIConfig, TrainConfig
 from ._model import MrVI
 from ._module import SCVAE, MrVAE, nb_log_prob
 from ._scvi import SCVI
-from ._workflow import LATENT_KEYS, fit_mrvi, latent_anndata, write_model
+from ._workflow import (
+    LATENT_KEYS,
+    embedding_anndata,
+    fit_mrvi,
+    fit_scvi,
+    latent_anndata,
+    write_model,
+)
 
 __all__ = [
     "LATENT_KEYS",
@@ -17,7 +24,9 @@ __all__ = [
     "SCVI",
     "SCVIConfig",
     "TrainConfig",
+    "embedding_anndata",
     "fit_mrvi",
+    "fit_scvi",
     "latent_anndata",
     "log_factorial",
     "make_optimizer",

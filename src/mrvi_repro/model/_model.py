@@ -190,14 +190,20 @@ def counterfactual_states(
 
 
 def states_for_samples(module: MrVAE, params: Any, u: jax.Array, codes: jax.Array) -> jax.Array:
-    """Traceable: z for states ``u`` (..., d_u) under each sample code: (..., samples, d)."""
+    """Traceable: z for states ``u`` (..., d_u) under each sample code: (..., samples, d).
+
+    The samples are visited one after the other (``lax.map``), not vectorised: each step's
+    activations (cells x 128 floats per layer) then stay in the CPU's cache, which made the
+    attention evaluations 2-5x faster per (cell, sample) pair here than one (cells x samples)
+    batch; it also bounds device memory by one sample's activations.
+    """
 
     def for_sample(code: jax.Array) -> jax.Array:
         sample = jnp.full(u.shape[:-1], code, dtype=jnp.int32)
         z_base, eps = module.apply({"params": params}, u, sample, method=MrVAE.z_parts)
         return z_base + eps
 
-    return jnp.moveaxis(jax.vmap(for_sample)(codes), 0, -2)
+    return jnp.moveaxis(jax.lax.map(for_sample, codes), 0, -2)
 
 
 def _counterfactual_fn(module: MrVAE, use_mean: bool) -> Any:

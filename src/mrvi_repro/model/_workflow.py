@@ -1,4 +1,4 @@
-"""What the workflow's MrVI rules do: fit from a dataset entry, save safely, collect the latents."""
+"""What the workflow's model rules do: fit MrVI or scVI from a dataset entry, save, collect latents."""
 
 from __future__ import annotations
 
@@ -13,9 +13,14 @@ import numpy as np
 import pandas as pd
 
 from ._model import MrVI
+from ._scvi import SCVI
 
 if TYPE_CHECKING:
-    from mrvi_repro.data import DatasetSpec
+    from collections.abc import Mapping
+
+    from mrvi_repro.data import DatasetSpec, MrVISpec, SCVISpec
+
+    from ._base import FittedModel
 
 logger = logging.getLogger(__name__)
 
@@ -52,17 +57,53 @@ def fit_mrvi(adata: ad.AnnData, spec: DatasetSpec) -> MrVI:
         labels_key,
         settings.seed,
     )
-    logger.info("model config: %s", settings.model)
-    logger.info("train config: %s", settings.train)
-    model = MrVI.fit(
+    return _fit(
+        MrVI,
         adata,
+        settings,
         sample_key=spec.sample_key,
         batch_key=spec.batch_key,
         labels_key=labels_key,
-        config=settings.model,
-        train=settings.train,
-        seed=settings.seed,
     )
+
+
+def fit_scvi(adata: ad.AnnData, spec: DatasetSpec) -> SCVI:
+    """Fit scVI to a preprocessed dataset as its entry's ``baselines.scvi`` section says.
+
+    The composition-scVI baseline's representation: as in the paper, the decoder is given the
+    entry's ``batch_key`` (the nuisance) and not the sample.
+
+    Parameters
+    ----------
+    adata
+        The preprocessed AnnData (raw counts of the selected genes in ``X``).
+    spec
+        The dataset entry: ``batch_key`` and ``baselines.scvi`` (architecture, training schedule,
+        seed).
+
+    Returns
+    -------
+    The fitted model; ``history`` has one row per epoch.
+    """
+    settings = spec.baselines.scvi
+    logger.info(
+        "dataset %r: fitting scVI on %d cells x %d genes (batch_key %r, seed %d)",
+        spec.name,
+        adata.n_obs,
+        adata.n_vars,
+        spec.batch_key,
+        settings.seed,
+    )
+    return _fit(SCVI, adata, settings, batch_key=spec.batch_key)
+
+
+def _fit[M: FittedModel](
+    cls: type[M], adata: ad.AnnData, settings: MrVISpec | SCVISpec, **keys: str | None
+) -> M:
+    """Fit ``cls`` with a fit section's settings and the covariate ``keys``, logging both."""
+    logger.info("model config: %s", settings.model)
+    logger.info("train config: %s", settings.train)
+    model = cls.fit(adata, config=settings.model, train=settings.train, seed=settings.seed, **keys)
     history = model.history
     if len(history):
         last = history.iloc[-1]
@@ -75,7 +116,7 @@ def fit_mrvi(adata: ad.AnnData, spec: DatasetSpec) -> MrVI:
     return model
 
 
-def write_model(model: MrVI, path: str | Path) -> None:
+def write_model(model: FittedModel, path: str | Path) -> None:
     """Save a model into a folder so that the folder never holds a partial model.
 
     The model is written into a temporary sibling folder, which then replaces ``path``; an error or
@@ -84,7 +125,7 @@ def write_model(model: MrVI, path: str | Path) -> None:
     Parameters
     ----------
     model
-        The fitted model.
+        The fitted model (MrVI or scVI).
     path
         Destination folder (gets ``model.json`` and ``params.msgpack``); an existing one is
         replaced.
@@ -122,14 +163,13 @@ def latent_anndata(model: MrVI, adata: ad.AnnData, *, batch_size: int = 1024) ->
     ``uns["latent_keys"]`` lists those keys, ``uns["mrvi"]`` the covariate keys and the latent
     sizes, and ``uns["mrvi_history"]`` the training history (one row per epoch).
     """
-    out = ad.AnnData(obs=adata.obs.copy(), var=pd.DataFrame(index=adata.var_names.copy()))
-    for rep, key in LATENT_KEYS.items():
-        latent = model.get_latent(adata, rep, batch_size=batch_size).astype(np.float32)
-        if not np.isfinite(latent).all():
-            msg = f"latent {rep} has {int((~np.isfinite(latent)).sum())} NaN or infinite values"
-            raise FloatingPointError(msg)
-        out.obsm[key] = latent
-    out.uns["latent_keys"] = list(LATENT_KEYS.values())
+    out = embedding_anndata(
+        adata,
+        {
+            key: model.get_latent(adata, rep, batch_size=batch_size)
+            for rep, key in LATENT_KEYS.items()
+        },
+    )
     reg = model.registry
     out.uns["mrvi"] = {
         "sample_key": reg.sample_key,
@@ -147,4 +187,35 @@ def latent_anndata(model: MrVI, adata: ad.AnnData, *, batch_size: int = 1024) ->
         out.obsm[LATENT_KEYS["u"]].shape[1],
         out.obsm[LATENT_KEYS["z"]].shape[1],
     )
+    return out
+
+
+def embedding_anndata(adata: ad.AnnData, embeddings: Mapping[str, np.ndarray]) -> ad.AnnData:
+    """Put cell representations into a light AnnData, the layout every representation file shares.
+
+    Parameters
+    ----------
+    adata
+        The cells (their ``obs`` and gene names are kept; ``X`` is not).
+    embeddings
+        ``obsm`` key -> ``n_obs x d`` array.
+
+    Returns
+    -------
+    An AnnData without ``X``, with ``adata``'s ``obs`` and gene names, every embedding in ``obsm``
+    as float32 and ``uns["latent_keys"]`` listing their keys.
+
+    Raises
+    ------
+    FloatingPointError
+        If an embedding has NaN or infinite values.
+    """
+    out = ad.AnnData(obs=adata.obs.copy(), var=pd.DataFrame(index=adata.var_names.copy()))
+    for key, values in embeddings.items():
+        array = np.asarray(values, dtype=np.float32)
+        if not np.isfinite(array).all():
+            msg = f"{key} has {int((~np.isfinite(array)).sum())} NaN or infinite values"
+            raise FloatingPointError(msg)
+        out.obsm[key] = array
+    out.uns["latent_keys"] = list(embeddings)
     return out

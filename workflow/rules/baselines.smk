@@ -1,0 +1,124 @@
+# Baselines: scVI and PCA representations, composition distances on each, DESeq2 pseudobulk, Milo
+# (DA) and miloDE (DE per neighbourhood): results/{dataset}/model/scvi/ and
+# results/{dataset}/baselines/. Settings: the dataset entry's
+# `baselines` section; each rule's params hold only the keys it uses.
+
+
+rule fit_scvi:
+    input:
+        "results/{dataset}/data/preprocessed.h5ad",
+    output:
+        model=directory("results/{dataset}/model/scvi"),
+        history="results/{dataset}/model/scvi_history.tsv",
+    log:
+        "results/{dataset}/logs/fit_scvi.log",
+    benchmark:
+        "results/{dataset}/benchmarks/fit_scvi.tsv"
+    threads: 4
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        entry=baselines_entry("scvi"),
+    script:
+        "../scripts/fit_scvi.py"
+
+
+rule representations:
+    input:
+        model="results/{dataset}/model/scvi",
+        h5ad="results/{dataset}/data/preprocessed.h5ad",
+    output:
+        "results/{dataset}/baselines/representations.h5ad",
+    log:
+        "results/{dataset}/logs/representations.log",
+    benchmark:
+        "results/{dataset}/benchmarks/representations.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    params:
+        entry=baselines_entry("pca", "seed"),
+    script:
+        "../scripts/representations.py"
+
+
+rule composition_distances:
+    input:
+        "results/{dataset}/baselines/representations.h5ad",
+    output:
+        "results/{dataset}/baselines/composition_{rep}.nc",
+    log:
+        "results/{dataset}/logs/composition_distances/{rep}.log",
+    benchmark:
+        "results/{dataset}/benchmarks/composition_distances/{rep}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        entry=baselines_entry("composition", "seed"),
+    script:
+        "../scripts/composition_distances.py"
+
+
+rule deseq2_pseudobulk:
+    input:
+        "results/{dataset}/data/preprocessed.h5ad",
+    output:
+        "results/{dataset}/baselines/deseq2.tsv",
+    log:
+        "results/{dataset}/logs/deseq2_pseudobulk.log",
+    benchmark:
+        "results/{dataset}/benchmarks/deseq2_pseudobulk.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        entry=baselines_entry("deseq2"),
+    script:
+        "../scripts/deseq2_pseudobulk.py"
+
+
+# Milo and miloDE run single-threaded (pydeseq2 per covariate; edgeR fits per neighbourhood).
+rule milo:
+    input:
+        h5ad="results/{dataset}/data/preprocessed.h5ad",
+        representations="results/{dataset}/baselines/representations.h5ad",
+    output:
+        "results/{dataset}/baselines/milo.nc",
+    log:
+        "results/{dataset}/logs/milo.log",
+    benchmark:
+        "results/{dataset}/benchmarks/milo.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        entry=baselines_entry("milo"),
+    script:
+        "../scripts/milo.py"
+
+
+rule milode:
+    input:
+        h5ad="results/{dataset}/data/preprocessed.h5ad",
+        representations="results/{dataset}/baselines/representations.h5ad",
+    output:
+        lfc="results/{dataset}/baselines/milode.nc",
+        table="results/{dataset}/baselines/milode.tsv",
+    log:
+        "results/{dataset}/logs/milode.log",
+    benchmark:
+        "results/{dataset}/benchmarks/milode.tsv"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        entry=baselines_entry("milode"),
+    script:
+        "../scripts/milode.py"

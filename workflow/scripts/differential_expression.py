@@ -1,0 +1,13 @@
+"""Adapter of rule differential_expression: MrVI + data -> per-cell DE, LFCs per label group."""
+
+import anndata as ad
+
+from mrvi_repro._logging import setup_logging
+from mrvi_repro.analysis import mrvi_de
+from mrvi_repro.data import DatasetSpec
+from mrvi_repro.model import MrVI
+
+setup_logging(snakemake.log[0])
+spec = DatasetSpec.from_dict(snakemake.wildcards.dataset, snakemake.params.entry)
+model, adata = MrVI.load(snakemake.input.model), ad.read_h5ad(snakemake.input.h5ad)
+mrvi_de(model, adata, spec).to_netcdf(snakemake.output[0], engine="scipy")

@@ -1,0 +1,13 @@
+"""Adapter of rule fit_scvi: preprocessed AnnData -> trained scVI (folder) + training history."""
+
+import anndata as ad
+
+from mrvi_repro._logging import setup_logging
+from mrvi_repro.data import DatasetSpec
+from mrvi_repro.model import fit_scvi, write_model
+
+setup_logging(snakemake.log[0])
+spec = DatasetSpec.from_dict(snakemake.wildcards.dataset, snakemake.params.entry)
+model = fit_scvi(ad.read_h5ad(snakemake.input[0]), spec)
+write_model(model, snakemake.output.model)
+model.history.to_csv(snakemake.output.history, sep="\t", index=False)

@@ -1,0 +1,13 @@
+"""Adapter of rule stratify_cells: MrVI + data -> cell clusters and sample dendrograms."""
+
+import anndata as ad
+
+from mrvi_repro._logging import setup_logging
+from mrvi_repro.analysis import mrvi_stratification
+from mrvi_repro.data import DatasetSpec
+from mrvi_repro.model import MrVI
+
+setup_logging(snakemake.log[0])
+spec = DatasetSpec.from_dict(snakemake.wildcards.dataset, snakemake.params.entry)
+model, adata = MrVI.load(snakemake.input.model), ad.read_h5ad(snakemake.input.h5ad)
+mrvi_stratification(model, adata, spec).to_netcdf(snakemake.output[0], engine="scipy")
