@@ -40,11 +40,19 @@
 #                                               group of the per-cell LFCs (layout of de.nc's lfc)
 #   results/{dataset}/baselines/milode.tsv      miloDE table: one row per (covariate, neighbourhood,
 #                                               gene) with logFC, p-values (gene- and nhood-corrected)
+#   results/{dataset}/metrics/summary.tsv       every metric of the dataset: method, metric, value
+#   results/{dataset}/metrics/integration.tsv   scib-metrics of MrVI u, scVI, PCA (records)
+#   results/{dataset}/metrics/{da_pr,de_lfc,trees}.tsv  semi-synthetic only: PR curves, subset-A
+#                                               LFCs vs DESeq2, tree recovery per method and group
+#                                               (+ their records da.tsv, de.tsv, tree.tsv)
+#   results/{dataset}/figures/*.png             Fig. 2 panels (semi-synthetic), metric tables, run
+#                                               time; figures/data/umap.tsv.gz: 2-D UMAPs of u, z
 #   results/{dataset}/logs/{rule}.log           log of each rule
 #   results/{dataset}/benchmarks/{rule}.tsv     Snakemake benchmark (time, memory) of each rule
 #
 # Further wildcards become path levels: logs/{rule}/{wildcard}.log, benchmarks/{rule}/{wildcard}.tsv.
-# Later stages add results/{dataset}/metrics/ and figures/ with the same convention.
+# Targets: `all` (default), `fig2` (Fig. 2 panels of the semi-synthetic datasets), `benchmarks`
+# (run time and memory per rule). `snakemake --report report.html` gathers every figure and table.
 
 import os
 
@@ -61,6 +69,8 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/mrvi.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/baselines.smk"
+include: "workflow/rules/metrics.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 import anndata as ad
 import numpy as np
@@ -14,6 +12,7 @@ import xarray as xr
 import yaml
 
 from mrvi_repro.data import SimulationParams, simulate_base, validate_adata
+from mrvi_repro.plotting import FIG2_PANELS
 
 pytestmark = pytest.mark.workflow
 
@@ -22,7 +21,13 @@ TINY_SEMI = {
     "source": {"kind": "simulate", "n_cells": 2500, "n_genes": 400, "seed": 7},
     "sample_key": "sample_assignment",
     "labels_key": "leiden",
-    "sample_covariates": ["covariate_1", "covariate_1_top", "covariate_2", "covariate_2_strong"],
+    "sample_covariates": [
+        "covariate_1",
+        "covariate_1_top",
+        "covariate_1_G1",
+        "covariate_2",
+        "covariate_2_strong",
+    ],
     "min_cells_per_sample": 10,
     "hvg": {"n_top_genes": 250},
     "semisynthetic": {"seed": 1},
@@ -46,31 +51,30 @@ TINY_BASELINES = {
 }
 
 
-def snakemake(repo, *args, cwd=None):
-    """Run Snakemake; return its exit code and its output (stdout and stderr together)."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(repo / "Snakefile"),
-        *map(str, args),
-    ]
-    res = subprocess.run(
-        cmd,
-        cwd=cwd or repo,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=900,
-    )
-    return res.returncode, res.stdout
+#: The two-valued covariates of TINY_SEMI (DA and DESeq2 test each).
+BINARY = ["covariate_1_G1", "covariate_1_top", "covariate_2_strong"]
+
+#: Rules downstream of every model and baseline: metrics and figures (and the run-time figure,
+#: which reads every rule's benchmark file).
+REPORTING = {
+    "da_metrics",
+    "de_metrics",
+    "tree_metrics",
+    "integration_metrics",
+    "metrics_summary",
+    "embeddings_2d",
+    "fig2_panels",
+    "metric_figures",
+    "runtime_figure",
+}
 
 
-def jobs(out):
-    """Rule -> number of jobs, from the job table of a (dry) run, without `all`."""
+def jobs(out, *, reporting=False):
+    """Rule -> number of jobs, from the job table of a (dry) run, without `all` (and without the
+    metric and figure rules of REPORTING unless asked)."""
     table = dict(re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.MULTILINE))
-    return {rule: int(n) for rule, n in table.items() if rule not in ("all", "total")}
+    skip = {"all", "total"} | (set() if reporting else REPORTING)
+    return {rule: int(n) for rule, n in table.items() if rule not in skip}
 
 
 def write_config(tmp_path, datasets, extra=None):
@@ -84,7 +88,7 @@ def write_config(tmp_path, datasets, extra=None):
     return config
 
 
-def test_dry_run_default_config(repo, tmp_path):
+def test_dry_run_default_config(repo, tmp_path, snakemake):
     rc, out = snakemake(
         repo, "-n", "--directory", tmp_path, "--configfile", repo / "config" / "config.yaml"
     )
@@ -97,16 +101,18 @@ def test_dry_run_default_config(repo, tmp_path):
         assert f"results/semisynthetic/baselines/composition_{rep}.nc" in out
     for name in ("deseq2.tsv", "milo.nc", "milode.nc", "milode.tsv"):
         assert f"results/semisynthetic/baselines/{name}" in out
+    assert "results/semisynthetic/metrics/summary.tsv" in out
+    assert "results/semisynthetic/figures/fig2e_pr_curves.png" in out
 
 
-def test_unknown_config_key_is_named(repo, tmp_path):
+def test_unknown_config_key_is_named(repo, tmp_path, snakemake):
     config = write_config(tmp_path, {"tiny": TINY_SEMI}, extra={"dataset": "oops"})
     rc, out = snakemake(repo, "-n", "--directory", tmp_path, "--configfile", config)
     assert rc != 0
     assert "config is invalid" in out and "'dataset' was unexpected" in out
 
 
-def test_bad_dataset_entry_is_named(repo, tmp_path):
+def test_bad_dataset_entry_is_named(repo, tmp_path, snakemake):
     entry = {**TINY_SEMI, "hvg": {"n_top_genes": 250, "flavour": "seurat_v3"}}
     config = write_config(tmp_path, {"tiny": entry})
     rc, out = snakemake(repo, "-n", "--directory", tmp_path, "--configfile", config)
@@ -115,14 +121,14 @@ def test_bad_dataset_entry_is_named(repo, tmp_path):
     assert "hvg: Additional properties are not allowed ('flavour' was unexpected)" in out
 
 
-def test_missing_dataset_file(repo, tmp_path):
+def test_missing_dataset_file(repo, tmp_path, snakemake):
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({"datasets": [str(tmp_path / "nowhere.yaml")]}))
     rc, out = snakemake(repo, "-n", "--directory", tmp_path, "--configfile", config)
     assert rc != 0 and "entry file" in out and "not found" in out
 
 
-def test_full_run_of_a_tiny_config(repo, tmp_path):
+def test_full_run_of_a_tiny_config(repo, tmp_path, snakemake):
     # a simulated semi-synthetic dataset and a user's own .h5ad, side by side
     user = simulate_base(
         SimulationParams(n_cells=800, n_genes=300, n_samples=4, n_batches=2, seed=2)
@@ -158,9 +164,9 @@ def test_full_run_of_a_tiny_config(repo, tmp_path):
             **TINY_BASELINES,
             "deseq2": {"group": 0},
             "milo": {"config": {"k": 10}, "covariates": ["covariate_2_strong"]},
-            "milode": {"config": {"k": 15, "prop": 0.1}, "covariates": ["covariate_1_top"]},
+            "milode": {"config": {"k": 15, "prop": 0.1}, "covariates": ["covariate_1_G1"]},
         },
-        "analysis": {**TINY_ANALYSIS, "de": {"mc_samples": 3, "covariates": ["covariate_1_top"]}},
+        "analysis": {**TINY_ANALYSIS, "de": {"mc_samples": 3, "covariates": ["covariate_1_G1"]}},
     }
     config = write_config(tmp_path, {"tiny": semi, "mine": mine})
     # one core per model job, so that the two datasets' fits overlap (the rules ask for more)
@@ -168,7 +174,7 @@ def test_full_run_of_a_tiny_config(repo, tmp_path):
     threads += ("sample_distances=1", "differential_abundance=1")
     threads += ("differential_expression=1", "stratify_cells=1")
     threads += ("fit_scvi=1", "representations=1", "deseq2_pseudobulk=1")
-    threads += ("milo=1", "milode=1")
+    threads += ("milo=1", "milode=1", "integration_metrics=1", "embeddings_2d=1")
     rc, out = snakemake(
         repo, "--cores", "2", *threads, "--directory", tmp_path, "--configfile", config
     )
@@ -226,7 +232,7 @@ def test_full_run_of_a_tiny_config(repo, tmp_path):
     # analyses: mean sample distances per label group, DA per two-valued covariate, DE of the
     # design (LFCs per label group), stratification
     for name, data, groupby, binary, design in (
-        ("tiny", tiny, "leiden", ["covariate_1_top", "covariate_2_strong"], "covariate_1_top_T2"),
+        ("tiny", tiny, "leiden", BINARY, "covariate_1_G1_True"),
         ("mine", own, "cell_type", ["donor_group"], "donor_group_b"),
     ):
         dist = xr.open_dataarray(results / name / "analysis" / "sample_distances.nc")
@@ -254,7 +260,7 @@ def test_full_run_of_a_tiny_config(repo, tmp_path):
 
     # baselines: scVI, representations, composition distances on each, DESeq2 pseudobulk
     for name, data, groupby, tested in (
-        ("tiny", tiny, "leiden", ["covariate_1_top", "covariate_2_strong"]),
+        ("tiny", tiny, "leiden", BINARY),
         ("mine", own, "cell_type", ["donor_group"]),
     ):
         history = pd.read_csv(results / name / "model" / "scvi_history.tsv", sep="\t")
@@ -273,7 +279,7 @@ def test_full_run_of_a_tiny_config(repo, tmp_path):
             bench = results / name / "benchmarks" / "composition_distances" / f"{rep}.tsv"
             assert {"s", "max_rss"} <= set(pd.read_csv(bench, sep="\t").columns)
         table = pd.read_csv(results / name / "baselines" / "deseq2.tsv", sep="\t")
-        assert table["covariate"].unique().tolist() == tested
+        assert sorted(table["covariate"].unique()) == sorted(tested)
         assert len(table) == len(tested) * data.n_vars
         assert np.isfinite(table["pvalue"]).mean() > 0.5
     log = (results / "mine" / "logs" / "deseq2_pseudobulk.log").read_text()
@@ -282,7 +288,7 @@ def test_full_run_of_a_tiny_config(repo, tmp_path):
     # Milo (per-cell log ratios, the layout of da.nc) and miloDE (LFCs per label group, the layout
     # of de.nc's lfc, and the per-neighbourhood table)
     for name, data, groupby, da_cov, de_cov, design in (
-        ("tiny", tiny, "leiden", "covariate_2_strong", "covariate_1_top", ""),
+        ("tiny", tiny, "leiden", "covariate_2_strong", "covariate_1_G1", ""),
         ("mine", own, "cell_type", "donor_group", "donor_group", "batch + "),
     ):
         milo = xr.open_dataset(results / name / "baselines" / "milo.nc")
@@ -300,6 +306,39 @@ def test_full_run_of_a_tiny_config(repo, tmp_path):
             bench = pd.read_csv(results / name / "benchmarks" / f"{rule}.tsv", sep="\t")
             assert {"s", "max_rss"} <= set(bench.columns)
     assert "leiden == '0'" in (results / "tiny" / "logs" / "deseq2_pseudobulk.log").read_text()
+
+    # metrics: the semi-synthetic set is scored against its truth, the user's set gets the
+    # integration metrics; one tidy summary each
+    summary = pd.read_csv(results / "tiny" / "metrics" / "summary.tsv", sep="\t")
+    assert list(summary.columns) == ["method", "metric", "value"]
+    pairs = set(zip(summary["method"], summary["metric"], strict=True))
+    expected = {("mrvi", "da_pr_auc"), ("milo", "da_pr_auc")}
+    expected |= {("mrvi", "de_pearson_r"), ("milode", "de_pearson_r")}
+    expected |= {(m, "rf_distance") for m in ("mrvi", "composition_pca", "composition_scvi")}
+    expected |= {
+        (m, k) for m in ("mrvi", "scvi", "pca") for k in ("silhouette_label", "silhouette_batch")
+    }
+    assert expected <= pairs, pairs
+    assert summary["value"].between(-1, 1).all(), summary
+    pr = pd.read_csv(results / "tiny" / "metrics" / "da_pr.tsv", sep="\t")
+    assert set(pr["method"]) == {"mrvi", "milo"} and pr["recall"].between(0, 1).all()
+    mine_summary = pd.read_csv(results / "mine" / "metrics" / "summary.tsv", sep="\t")
+    assert set(mine_summary["method"]) == {"mrvi", "scvi", "pca"}
+    assert "silhouette_sample" in set(mine_summary["metric"])  # the user's data has batches
+    # figures: Fig. 2 panels for the semi-synthetic set only; metric tables and run times for both
+    png = b"\x89PNG\r\n\x1a\n"
+    for panel in FIG2_PANELS:
+        assert (results / "tiny" / "figures" / f"{panel}.png").read_bytes()[:8] == png
+    assert not (results / "mine" / "figures" / "fig2e_pr_curves.png").exists()
+    for name in ("tiny", "mine"):
+        for fig in ("summary_metrics", "integration_metrics", "runtime"):
+            assert (results / name / "figures" / f"{fig}.png").read_bytes()[:8] == png
+    # the report holds every figure with its caption
+    report = tmp_path / "report.html"
+    rc, out = snakemake(repo, "--report", report, "--directory", tmp_path, "--configfile", config)
+    assert rc == 0, out[-3000:]
+    html = report.read_text()
+    assert "fig2e_pr_curves.png" in html and "precision-recall curves" in html
 
     rc, out = snakemake(repo, "-n", "--directory", tmp_path, "--configfile", config)
     assert rc == 0 and "Nothing to be done" in out
@@ -338,5 +377,5 @@ def test_full_run_of_a_tiny_config(repo, tmp_path):
     assert rc == 0, out
     assert re.search(r"fit_mrvi\s+1\n", out) and re.search(r"latent_mrvi\s+1\n", out), out
     assert re.search(r"sample_distances\s+1\n", out), out
-    assert "simulate_base" not in out and "preprocess_dataset" not in out, out
+    assert not {"simulate_base", "preprocess_dataset"} & set(jobs(out)), out
     assert not {"fit_scvi", "representations", "deseq2_pseudobulk", "milo"} & set(jobs(out)), out

@@ -8,6 +8,7 @@ from snakemake.exceptions import WorkflowError
 
 from mrvi_repro.baselines import REPRESENTATION_KEYS
 from mrvi_repro.data import DatasetSpec, SpecError, check_schema
+from mrvi_repro.plotting import FIG2_PANELS
 
 SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
 
@@ -60,6 +61,8 @@ def load_datasets(paths):
 
 DATASETS = load_datasets(config["datasets"])
 SIMULATED = [n for n, e in DATASETS.items() if e["source"]["kind"] == "simulate"]
+#: Datasets built by the semi-synthetic construction: scored against their planted truth (Fig. 2).
+SEMISYNTHETIC = [n for n, e in DATASETS.items() if e.get("semisynthetic") is not None]
 
 
 wildcard_constraints:
@@ -123,6 +126,46 @@ def get_base_input(wildcards):
     return source["path"]
 
 
+def get_metric_records(wildcards):
+    """Inputs of `metrics_summary`: the records of every metric rule that applies to the dataset."""
+    files = ["integration.tsv"]
+    if wildcards.dataset in SEMISYNTHETIC:
+        files = ["da.tsv", "de.tsv", "tree.tsv", *files]
+    return [f"results/{wildcards.dataset}/metrics/{f}" for f in files]
+
+
+#: Rules with a benchmark file per dataset (path under benchmarks/, without .tsv), as they run
+#: for every dataset; semi-synthetic datasets add SEMISYNTHETIC_BENCHMARKS.
+BENCHMARKS = (
+    "preprocess_dataset",
+    "fit_mrvi",
+    "latent_mrvi",
+    "sample_distances",
+    "differential_abundance",
+    "differential_expression",
+    "stratify_cells",
+    "fit_scvi",
+    "representations",
+    *(f"composition_distances/{rep}" for rep in REPRESENTATION_KEYS),
+    "deseq2_pseudobulk",
+    "milo",
+    "milode",
+    "integration_metrics",
+    "embeddings_2d",
+)
+SEMISYNTHETIC_BENCHMARKS = ("da_metrics", "de_metrics", "tree_metrics", "fig2_panels")
+
+
+def get_benchmark_files(wildcards):
+    """Inputs of `runtime_figure`: the benchmark files of the dataset's rules."""
+    names = list(BENCHMARKS)
+    if wildcards.dataset in SIMULATED:
+        names.insert(0, "simulate_base")
+    if wildcards.dataset in SEMISYNTHETIC:
+        names += SEMISYNTHETIC_BENCHMARKS
+    return [f"results/{wildcards.dataset}/benchmarks/{n}.tsv" for n in names]
+
+
 def get_final_outputs():
     """Targets of `rule all`: every stage's final files for every dataset."""
     files = (
@@ -141,5 +184,13 @@ def get_final_outputs():
         "baselines/milo.nc",
         "baselines/milode.nc",
         "baselines/milode.tsv",
+        "metrics/summary.tsv",
+        "figures/summary_metrics.png",
+        "figures/integration_metrics.png",
+        "figures/runtime.png",
     )
-    return [f"results/{name}/{f}" for name in DATASETS for f in files]
+    out = [f"results/{name}/{f}" for name in DATASETS for f in files]
+    out += [
+        f"results/{name}/figures/{p}.png" for name in SEMISYNTHETIC for p in FIG2_PANELS
+    ]
+    return out

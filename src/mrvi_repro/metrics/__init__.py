@@ -1,9 +1,24 @@
-"""Benchmark metrics: DA precision-recall, DE LFC correlation, sample-tree recovery, ratios.
+"""Benchmark metrics: DA precision-recall, DE LFC correlation, sample-tree recovery, integration.
 
 Pure functions on arrays, Series, DataFrames and DataArrays; :func:`summary_table` collects their
 values into the tidy ``method`` / ``metric`` / ``value`` frame of the figures.
 """
 
+from ._benchmark import (
+    DA_COVARIATE,
+    DE_COVARIATE,
+    LFC_COLUMNS,
+    PR_COLUMNS,
+    TREE_COLUMNS,
+    SemisyntheticTruth,
+    da_benchmark,
+    da_scores,
+    de_benchmark,
+    de_lfcs,
+    top_split,
+    tree_benchmark,
+)
+from ._integration import INTEGRATION_METRICS, integration_metrics
 from ._metrics import (
     SUMMARY_COLUMNS,
     Correlation,
@@ -19,8 +34,34 @@ from ._metrics import (
     tree_clusters,
     tree_recovery,
 )
+from ._workflow import (
+    collect_summary,
+    integration_benchmark,
+    semisynthetic_da_metrics,
+    semisynthetic_de_metrics,
+    semisynthetic_tree_metrics,
+)
 
 __all__ = [
+    "DA_COVARIATE",
+    "DE_COVARIATE",
+    "INTEGRATION_METRICS",
+    "LFC_COLUMNS",
+    "PR_COLUMNS",
+    "TREE_COLUMNS",
+    "SemisyntheticTruth",
+    "collect_summary",
+    "da_benchmark",
+    "da_scores",
+    "de_benchmark",
+    "de_lfcs",
+    "integration_benchmark",
+    "integration_metrics",
+    "semisynthetic_da_metrics",
+    "semisynthetic_de_metrics",
+    "semisynthetic_tree_metrics",
+    "top_split",
+    "tree_benchmark",
     "SUMMARY_COLUMNS",
     "Correlation",
     "cophenetic_correlation",

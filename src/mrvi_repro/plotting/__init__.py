@@ -1,0 +1,79 @@
+"""Figure panels of the benchmark, drawn with plotnine.
+
+Every ``plot_*`` function takes one tidy :class:`pandas.DataFrame` (one row per observation,
+the columns named in its docstring), validates it (a missing column or an empty table raises
+:class:`ValueError`) and returns one :class:`plotnine.ggplot` panel in the :func:`theme_mrvi`
+theme; :func:`save_figure` writes a panel to PNG, PDF or SVG. The module only draws: it takes
+tables computed elsewhere and imports no other ``mrvi_repro`` subpackage. Methods are named and
+coloured consistently across figures through :data:`METHOD_LABELS` and :data:`METHOD_COLORS`.
+:func:`semisynthetic_figure`, :func:`metric_figures` and :func:`runtime_figure` assemble the
+panels of whole figures from the workflow's result objects (xarray, TSV tables).
+"""
+
+from ._figures import (
+    FIG2_PANELS,
+    LATENT_PANELS,
+    Panel,
+    distance_heatmap,
+    metric_figures,
+    runtime_figure,
+    runtime_table,
+    semisynthetic_cell_table,
+    semisynthetic_figure,
+    umap_table,
+)
+from ._panels import (
+    FIGURE_SUFFIXES,
+    dendrogram_segments,
+    plot_distance_heatmap,
+    plot_distribution,
+    plot_embedding,
+    plot_lfc_scatter,
+    plot_metric_table,
+    plot_pr_curves,
+    plot_runtime,
+    save_figure,
+)
+from ._theme import (
+    DISCRETE_PALETTE,
+    METHOD_COLORS,
+    METHOD_LABELS,
+    NA_COLOR,
+    SUBSET_COLORS,
+    discrete_colors,
+    method_label,
+    method_order,
+    theme_mrvi,
+)
+
+__all__ = [
+    "FIG2_PANELS",
+    "LATENT_PANELS",
+    "Panel",
+    "distance_heatmap",
+    "metric_figures",
+    "runtime_figure",
+    "runtime_table",
+    "semisynthetic_cell_table",
+    "semisynthetic_figure",
+    "umap_table",
+    "DISCRETE_PALETTE",
+    "FIGURE_SUFFIXES",
+    "METHOD_COLORS",
+    "METHOD_LABELS",
+    "NA_COLOR",
+    "SUBSET_COLORS",
+    "dendrogram_segments",
+    "discrete_colors",
+    "method_label",
+    "method_order",
+    "plot_distance_heatmap",
+    "plot_distribution",
+    "plot_embedding",
+    "plot_lfc_scatter",
+    "plot_metric_table",
+    "plot_pr_curves",
+    "plot_runtime",
+    "save_figure",
+    "theme_mrvi",
+]

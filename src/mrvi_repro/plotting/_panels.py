@@ -1,0 +1,852 @@
+"""Figure panels of the benchmark: one function, one panel, one tidy table in, one plot out.
+
+Each ``plot_*`` function validates its table (a missing column or an empty table raises
+:class:`ValueError`), copies what it needs, and returns a :class:`plotnine.ggplot` in the
+:func:`~mrvi_repro.plotting.theme_mrvi` theme; :func:`save_figure` writes it to PNG, PDF or SVG.
+Nothing here computes a benchmark quantity: the tables come from the workflow's analysis steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from mizani.bounds import squish
+from plotnine import (
+    aes,
+    coord_cartesian,
+    coord_fixed,
+    coord_flip,
+    element_blank,
+    element_text,
+    facet_wrap,
+    geom_abline,
+    geom_boxplot,
+    geom_col,
+    geom_hline,
+    geom_path,
+    geom_point,
+    geom_segment,
+    geom_step,
+    geom_text,
+    geom_tile,
+    geom_violin,
+    ggplot,
+    ggtitle,
+    guide_legend,
+    guides,
+    labs,
+    scale_color_cmap,
+    scale_color_gradient2,
+    scale_color_manual,
+    scale_fill_cmap,
+    scale_fill_gradient,
+    scale_fill_manual,
+    scale_x_continuous,
+    scale_x_discrete,
+    scale_y_continuous,
+    scale_y_discrete,
+    theme,
+)
+from scipy.cluster import hierarchy
+
+from ._theme import (
+    DISCRETE_PALETTE,
+    METHOD_COLORS,
+    NA_COLOR,
+    SUBSET_COLORS,
+    discrete_colors,
+    method_label,
+    method_order,
+    theme_mrvi,
+)
+
+#: File suffixes :func:`save_figure` writes.
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+
+# Metadata that matplotlib would otherwise stamp with the current date: left out so that the
+# same plot gives the same PDF / SVG bytes.
+_SAVE_METADATA = {".pdf": {"CreationDate": None}, ".svg": {"Date": None}}
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _check_table(table: pd.DataFrame, required: Iterable[str], what: str) -> pd.DataFrame:
+    """Raise unless ``table`` is a non-empty DataFrame with the ``required`` columns."""
+    if not isinstance(table, pd.DataFrame):
+        msg = f"{what}: the table must be a pandas DataFrame, got {type(table).__name__}"
+        raise TypeError(msg)
+    required = list(dict.fromkeys(required))
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        msg = (
+            f"{what}: missing required column(s) {missing}; "
+            f"the table has columns {list(table.columns)}"
+        )
+        raise ValueError(msg)
+    if len(table) == 0:
+        msg = f"{what}: the table is empty (no rows)"
+        raise ValueError(msg)
+    return table
+
+
+def _numeric(table: pd.DataFrame, column: str, what: str) -> pd.Series:
+    """Column ``column`` as float64, raising a ValueError naming it when it is not numeric."""
+    col = table[column]
+    if pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col):
+        msg = f"{what}: column {column!r} must be numeric, got dtype {col.dtype}"
+        raise ValueError(msg)
+    return col.astype(np.float64)
+
+
+def _levels(values: pd.Series, *, sort: bool = False) -> list[str]:
+    """Distinct non-missing values as strings, in legend order.
+
+    The categories' order for a categorical column; else the cell subsets in the order of
+    :data:`SUBSET_COLORS` when every value is a subset name; else sorted (``sort``) or in order
+    of first appearance.
+    """
+    present = list(dict.fromkeys(values.dropna().astype(str)))
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return [str(c) for c in values.cat.categories if str(c) in set(present)]
+    if present and all(v in SUBSET_COLORS for v in present):
+        return [v for v in SUBSET_COLORS if v in present]
+    return sorted(present) if sort else present
+
+
+def _constant_per(table: pd.DataFrame, key: str, column: str, what: str) -> pd.Series:
+    """Return the one value of ``column`` for each ``key``; raise if a key has several."""
+    n_values = table.groupby(key, sort=False)[column].nunique(dropna=False)
+    bad = n_values[n_values > 1]
+    if len(bad):
+        msg = f"{what}: {column!r} must be constant per {key}; it is not for {list(bad.index)}"
+        raise ValueError(msg)
+    return table.groupby(key, sort=False)[column].first()
+
+
+def _method_palette(methods: Sequence[str]) -> dict[str, str]:
+    """Colour of each method id: :data:`METHOD_COLORS`, the generic palette for unknown ids."""
+    unknown = [m for m in methods if m not in METHOD_COLORS]
+    extra = {m: DISCRETE_PALETTE[i % len(DISCRETE_PALETTE)] for i, m in enumerate(unknown)}
+    return {m: METHOD_COLORS.get(m) or extra[m] for m in methods}
+
+
+def _with_title(plot: ggplot, title: str | None) -> ggplot:
+    return plot + ggtitle(title) if title else plot
+
+
+# --------------------------------------------------------------------------------------------
+# embeddings
+# --------------------------------------------------------------------------------------------
+
+
+def plot_embedding(
+    table: pd.DataFrame,
+    color: str,
+    *,
+    facet: str | None = "panel",
+    title: str | None = None,
+    diverging: bool = False,
+    point_size: float = 0.3,
+    legend_point_size: float = 2.5,
+    limit_quantile: float = 1.0,
+) -> ggplot:
+    """Cells in 2-D embeddings (e.g. UMAPs of MrVI's u and z), coloured by one variable.
+
+    Parameters
+    ----------
+    table
+        One row per cell and embedding: columns ``x``, ``y``, the ``facet`` column (e.g. values
+        ``"MrVI u"``, ``"MrVI z"``; one facet each, free scales) and the ``color`` column. Rows
+        with a missing coordinate or facet are dropped.
+    color
+        Column to colour by. Numeric (not bool) columns get a continuous scale (viridis); any
+        other column (strings, categories, bools) a discrete palette, in the order of the
+        categories for a categorical column, ``A, B, C, Other`` for the cell subsets, sorted
+        otherwise. Missing (and, for numeric
+        columns, infinite) values are drawn in light grey underneath the other points.
+    facet
+        Column naming the embedding of each row (facets in category or first-appearance order);
+        ``None`` for a single panel.
+    title
+        Plot title.
+    diverging
+        Numeric colour only: a blue-white-red scale centred at 0 with symmetric limits
+        ``(-m, m)``, ``m`` the ``limit_quantile`` quantile of the absolute finite values (for
+        DA log ratios).
+    point_size
+        Size of the points.
+    legend_point_size
+        Size of the points in a discrete legend.
+    limit_quantile
+        Numeric colour only: the colour scale spans values up to this quantile (of the absolute
+        values with ``diverging``); values beyond are drawn in the end colours (a few extreme
+        cells do not wash out the rest). 1.0: the full range.
+
+    Returns
+    -------
+    The plot. Points are drawn in a random order (seeded, so deterministic) so that no
+    category systematically hides another.
+    """
+    what = "plot_embedding"
+    required = ["x", "y", color] + ([facet] if facet is not None else [])
+    _check_table(table, required, what)
+    col = table[color]
+    numeric = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+    if diverging and not numeric:
+        msg = f"{what}: diverging=True needs a numeric colour column, {color!r} is {col.dtype}"
+        raise ValueError(msg)
+    if not 0.0 < limit_quantile <= 1.0:
+        msg = f"{what}: limit_quantile must lie in (0, 1], got {limit_quantile}"
+        raise ValueError(msg)
+
+    df = pd.DataFrame(
+        {
+            "x": _numeric(table, "x", what).to_numpy(),
+            "y": _numeric(table, "y", what).to_numpy(),
+        }
+    )
+    if numeric:
+        values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+        missing = ~np.isfinite(values)
+        df["value"] = np.where(missing, np.nan, values)
+    else:
+        missing = col.isna().to_numpy()
+        levels = _levels(col, sort=True)
+        df["value"] = pd.Categorical(col.astype(str).where(~missing), categories=levels)
+    if facet is not None:
+        df["facet"] = pd.Categorical(table[facet].astype(str), categories=_levels(table[facet]))
+    keep = np.isfinite(df["x"]) & np.isfinite(df["y"])
+    if facet is not None:
+        keep &= df["facet"].notna()
+    df = df[keep]
+    if len(df) == 0:
+        msg = f"{what}: no row has finite x and y" + (f" and a {facet!r}" if facet else "")
+        raise ValueError(msg)
+
+    order = np.random.default_rng(0).permutation(len(df))
+    df = df.iloc[order].reset_index(drop=True)
+    is_na = df["value"].isna().to_numpy()
+
+    plot = ggplot(mapping=aes("x", "y"))
+    if is_na.any():
+        plot += geom_point(data=df[is_na], color=NA_COLOR, size=point_size, stroke=0)
+    if (~is_na).any():
+        plot += geom_point(data=df[~is_na], mapping=aes(color="value"), size=point_size, stroke=0)
+        if not numeric:
+            levels = list(df["value"].cat.categories)
+            plot += scale_color_manual(values=discrete_colors(levels), breaks=levels)
+            plot += guides(color=guide_legend(override_aes={"size": legend_point_size, "alpha": 1}))
+        elif diverging:
+            finite = df.loc[~is_na, "value"].to_numpy()
+            m = float(np.quantile(np.abs(finite), limit_quantile))
+            m = m if m > 0 else 1.0
+            plot += scale_color_gradient2(
+                low="#2166AC",
+                mid="#F2F2F2",
+                high="#B2182B",
+                midpoint=0.0,
+                limits=(-m, m),
+                oob=squish,
+            )
+        elif limit_quantile < 1.0:
+            finite = df.loc[~is_na, "value"].to_numpy()
+            hi = float(np.quantile(finite, limit_quantile))
+            lo = float(finite.min())
+            plot += scale_color_cmap(
+                cmap_name="viridis", limits=(lo, hi if hi > lo else lo + 1.0), oob=squish
+            )
+        else:
+            plot += scale_color_cmap(cmap_name="viridis")
+    if facet is not None:
+        plot += facet_wrap("facet", scales="free")
+    plot += labs(x="", y="", color=color)
+    plot += theme_mrvi()
+    plot += theme(axis_text=element_blank(), axis_ticks=element_blank(), panel_grid=element_blank())
+    return _with_title(plot, title)
+
+
+# --------------------------------------------------------------------------------------------
+# sample distances and dendrograms
+# --------------------------------------------------------------------------------------------
+
+
+def _check_linkage(linkage: np.ndarray | Sequence[Sequence[float]], n: int | None) -> np.ndarray:
+    """Return the validated linkage matrix (over ``n`` observations when ``n`` is given)."""
+    z = np.asarray(linkage, dtype=np.float64)
+    if z.ndim != 2 or z.shape[1] != 4 or z.shape[0] < 1:
+        msg = f"linkage must be a scipy linkage matrix of shape (n - 1, 4), got shape {z.shape}"
+        raise ValueError(msg)
+    if n is not None and z.shape[0] != n - 1:
+        msg = f"linkage is over {z.shape[0] + 1} observations but there are {n} samples"
+        raise ValueError(msg)
+    try:
+        hierarchy.is_valid_linkage(z, throw=True, name="linkage")
+    except (TypeError, ValueError) as err:
+        raise ValueError(str(err)) from err
+    return z
+
+
+def dendrogram_segments(
+    linkage: np.ndarray | Sequence[Sequence[float]], labels: Sequence[str]
+) -> pd.DataFrame:
+    """Line segments of the dendrogram of a linkage matrix, leaves at x = 0, ..., n - 1.
+
+    Parameters
+    ----------
+    linkage
+        A scipy linkage matrix (``scipy.cluster.hierarchy.linkage``) over ``n`` observations.
+    labels
+        The ``n`` observation labels, in the order of the linkage's observations.
+
+    Returns
+    -------
+    DataFrame with columns ``x``, ``y``, ``xend``, ``yend``: three segments per merge (a
+    vertical segment up from each child and the horizontal bar between them, at the merge height
+    ``linkage[k, 2]``), as ``scipy.cluster.hierarchy.dendrogram`` draws them. Leaf ``i`` is at
+    x = its position in ``scipy.cluster.hierarchy.leaves_list(linkage)``, y = 0; a merge is at
+    the midpoint of its children. ``attrs["leaves"]`` holds the labels in leaf order.
+    """
+    labels = [str(lb) for lb in labels]
+    z = _check_linkage(linkage, len(labels))
+    n = len(labels)
+    order = hierarchy.leaves_list(z)
+    node_x = np.empty(2 * n - 1)
+    node_y = np.zeros(2 * n - 1)
+    node_x[order] = np.arange(n, dtype=np.float64)
+    rows = []
+    for k, (a, b, height, _) in enumerate(z):
+        a, b = int(a), int(b)
+        xa, ya, xb, yb = node_x[a], node_y[a], node_x[b], node_y[b]
+        rows += [(xa, ya, xa, height), (xa, height, xb, height), (xb, yb, xb, height)]
+        node_x[n + k], node_y[n + k] = (xa + xb) / 2.0, height
+    segments = pd.DataFrame(rows, columns=["x", "y", "xend", "yend"], dtype=np.float64)
+    segments.attrs["leaves"] = [labels[i] for i in order]
+    return segments
+
+
+def plot_distance_heatmap(
+    table: pd.DataFrame,
+    linkage: np.ndarray | Sequence[Sequence[float]] | None = None,
+    *,
+    title: str | None = None,
+    label: str | None = None,
+    cmap: str = "viridis",
+    dendrogram_height: float = 0.25,
+    axis_text_size: float = 6.0,
+) -> ggplot:
+    """Heatmap of one sample-by-sample distance matrix, with its dendrogram above.
+
+    Parameters
+    ----------
+    table
+        Long matrix: columns ``sample_x``, ``sample_y``, ``distance``, one row per pair (at most
+        once each; missing pairs are left blank, NaN distances grey). Every ``sample_y`` must
+        also be a ``sample_x``.
+    linkage
+        Optional scipy linkage matrix over the samples in their order of first appearance in
+        ``sample_x``. With it, both axes follow its leaf order
+        (``scipy.cluster.hierarchy.leaves_list``) and the dendrogram is drawn above the heatmap;
+        without it, the samples keep their order of first appearance.
+    title
+        Plot title.
+    label
+        Title of the colour bar (default ``"distance"``).
+    cmap
+        Name of the matplotlib sequential colour map of the distances.
+    dendrogram_height
+        Height of the dendrogram as a fraction of the heatmap's height.
+    axis_text_size
+        Font size of the sample names.
+
+    Returns
+    -------
+    One plot with square tiles: ``sample_x`` left to right, ``sample_y`` top to bottom in the
+    same order (the first sample at the top left). The x and y axes are categorical; their
+    categories (``plot.data["sample_x"].cat.categories``) are the sample order.
+    """
+    what = "plot_distance_heatmap"
+    _check_table(table, ["sample_x", "sample_y", "distance"], what)
+    sx = table["sample_x"].astype(str)
+    sy = table["sample_y"].astype(str)
+    samples = list(dict.fromkeys(sx))
+    unknown = sorted(set(sy) - set(samples))
+    if unknown:
+        msg = f"{what}: sample_y values {unknown[:5]} never appear in sample_x"
+        raise ValueError(msg)
+    if pd.DataFrame({"x": sx, "y": sy}).duplicated().any():
+        msg = f"{what}: a (sample_x, sample_y) pair appears more than once"
+        raise ValueError(msg)
+    n = len(samples)
+
+    segments = None
+    if linkage is not None:
+        segments = dendrogram_segments(_check_linkage(linkage, n), samples)
+        ordered = list(segments.attrs["leaves"])
+    else:
+        ordered = samples
+    df = pd.DataFrame(
+        {
+            "sample_x": pd.Categorical(sx, categories=ordered),
+            "sample_y": pd.Categorical(sy, categories=ordered[::-1]),
+            "distance": _numeric(table, "distance", what).to_numpy(),
+        }
+    )
+
+    plot = ggplot(df) + geom_tile(aes("sample_x", "sample_y", fill="distance"))
+    if segments is not None:
+        # Discrete positions are 1..n: leaves at x = 1..n, the dendrogram stacked above the top
+        # row (which ends at y = n + 0.5), its height scaled to a fraction of the heatmap's.
+        top = float(segments[["y", "yend"]].to_numpy().max())
+        base = n + 0.5 + 0.02 * n
+        scale = dendrogram_height * n / top if top > 0 else 0.0
+        dendro = pd.DataFrame(
+            {
+                "x": segments["x"] + 1.0,
+                "xend": segments["xend"] + 1.0,
+                "y": base + scale * segments["y"],
+                "yend": base + scale * segments["yend"],
+            }
+        )
+        plot += geom_segment(
+            aes(x="x", y="y", xend="xend", yend="yend"),
+            data=dendro,
+            inherit_aes=False,
+            size=0.4,
+            color="#333333",
+        )
+    plot += scale_x_discrete(expand=(0, 0))
+    plot += scale_y_discrete(expand=(0, 0.1))
+    plot += scale_fill_cmap(cmap_name=cmap, na_value=NA_COLOR)
+    plot += coord_fixed(ratio=1.0)
+    plot += labs(x="", y="", fill=label if label is not None else "distance")
+    plot += theme_mrvi()
+    plot += theme(
+        axis_text_x=element_text(size=axis_text_size, rotation=90, ha="center", va="top"),
+        axis_text_y=element_text(size=axis_text_size),
+        axis_ticks=element_blank(),
+        panel_grid=element_blank(),
+        panel_border=element_blank(),
+    )
+    return _with_title(plot, title)
+
+
+# --------------------------------------------------------------------------------------------
+# benchmark curves and scatters
+# --------------------------------------------------------------------------------------------
+
+
+def plot_pr_curves(table: pd.DataFrame, *, title: str | None = None, step: bool = True) -> ggplot:
+    """Precision-recall curves of the DA methods, the AUC of each in the legend.
+
+    Parameters
+    ----------
+    table
+        Columns ``method`` (method id), ``recall``, ``precision`` (one row per curve point, as
+        ``sklearn.metrics.precision_recall_curve``) and ``auc`` (the method's area, the same on
+        each of its rows). Points are drawn by decreasing recall (stable, so ties keep their
+        order); rows with missing recall or precision are dropped.
+    title
+        Plot title.
+    step
+        Step lines (horizontal then vertical, as scikit-learn's ``PrecisionRecallDisplay``);
+        ``False`` joins the points with straight lines (the trapezoids of the AUC).
+
+    Returns
+    -------
+    The plot: one colour per method (:data:`METHOD_COLORS`), legend labels such as
+    ``"MrVI (AUC 0.912)"``, both axes from 0 to 1.
+    """
+    what = "plot_pr_curves"
+    _check_table(table, ["method", "recall", "precision", "auc"], what)
+    df = pd.DataFrame(
+        {
+            "method": table["method"].astype(str).to_numpy(),
+            "recall": _numeric(table, "recall", what).to_numpy(),
+            "precision": _numeric(table, "precision", what).to_numpy(),
+            "auc": _numeric(table, "auc", what).to_numpy(),
+        }
+    )
+    aucs = _constant_per(df, "method", "auc", what)
+    methods = method_order(df["method"])
+    labels = [
+        f"{method_label(m)} (AUC {aucs[m]:.3f})" if np.isfinite(aucs[m]) else method_label(m)
+        for m in methods
+    ]
+    df = df[df["recall"].notna() & df["precision"].notna()].copy()
+    df["method"] = pd.Categorical(df["method"], categories=methods)
+    df = df.sort_values(["method", "recall"], ascending=[True, False], kind="stable")
+
+    line = geom_step(direction="hv", size=0.8) if step else geom_path(size=0.8)
+    plot = (
+        ggplot(df, aes("recall", "precision", color="method"))
+        + line
+        + scale_color_manual(values=_method_palette(methods), breaks=methods, labels=labels)
+        + scale_x_continuous(breaks=np.linspace(0, 1, 6))
+        + scale_y_continuous(breaks=np.linspace(0, 1, 6))
+        + coord_cartesian(xlim=(0, 1), ylim=(0, 1))
+        + labs(x="Recall", y="Precision", color="")
+        + theme_mrvi()
+    )
+    return _with_title(plot, title)
+
+
+def plot_lfc_scatter(
+    table: pd.DataFrame,
+    *,
+    title: str | None = None,
+    scales: str = "fixed",
+    point_size: float = 0.6,
+    alpha: float = 0.5,
+) -> ggplot:
+    """Gene-wise LFCs of each method against the DESeq2 pseudobulk LFCs.
+
+    Parameters
+    ----------
+    table
+        Columns ``method`` (method id), ``lfc`` (the method's LFC of a gene), ``reference_lfc``
+        (DESeq2's LFC of the same gene) and ``r`` (the method's Pearson correlation, the same on
+        each of its rows). Rows with a missing LFC are dropped.
+    title
+        Plot title.
+    scales
+        Facet scales, as ``plotnine.facet_wrap``: ``"fixed"`` (default), ``"free"``,
+        ``"free_x"`` or ``"free_y"``.
+    point_size, alpha
+        Size and opacity of the points.
+
+    Returns
+    -------
+    The plot: one facet per method (titled with its display name), the y = x line dashed, and
+    ``"r = 0.89"`` (two decimals) in the top left corner of each facet.
+    """
+    what = "plot_lfc_scatter"
+    _check_table(table, ["method", "lfc", "reference_lfc", "r"], what)
+    df = pd.DataFrame(
+        {
+            "method": table["method"].astype(str).to_numpy(),
+            "lfc": _numeric(table, "lfc", what).to_numpy(),
+            "reference_lfc": _numeric(table, "reference_lfc", what).to_numpy(),
+            "r": _numeric(table, "r", what).to_numpy(),
+        }
+    )
+    rs = _constant_per(df, "method", "r", what)
+    methods = method_order(df["method"])
+    labels = [method_label(m) for m in methods]
+    df = df[np.isfinite(df["lfc"]) & np.isfinite(df["reference_lfc"])].copy()
+    if len(df) == 0:
+        msg = f"{what}: no row has finite lfc and reference_lfc"
+        raise ValueError(msg)
+    df["facet"] = pd.Categorical(df["method"].map(method_label), categories=labels)
+    df["method"] = pd.Categorical(df["method"], categories=methods)
+
+    # Annotation in the top left corner of each facet (of the shared or the facet's range).
+    free_x = scales in ("free", "free_x")
+    free_y = scales in ("free", "free_y")
+    ann = []
+    for m, label in zip(methods, labels, strict=True):
+        sub = df[df["method"] == m]
+        if len(sub) == 0:
+            continue
+        xs = sub if free_x else df
+        ys = sub if free_y else df
+        text = f"r = {rs[m]:.2f}" if np.isfinite(rs[m]) else "r = n/a"
+        ann.append((label, float(xs["reference_lfc"].min()), float(ys["lfc"].max()), text))
+    ann_df = pd.DataFrame(ann, columns=["facet", "x", "y", "text"])
+    ann_df["facet"] = pd.Categorical(ann_df["facet"], categories=labels)
+
+    plot = (
+        ggplot(df, aes("reference_lfc", "lfc"))
+        + geom_abline(intercept=0.0, slope=1.0, linetype="dashed", color="#666666", size=0.5)
+        + geom_point(aes(color="method"), size=point_size, alpha=alpha, stroke=0)
+        + geom_text(
+            aes(x="x", y="y", label="text"),
+            data=ann_df,
+            inherit_aes=False,
+            ha="left",
+            va="top",
+            size=8,
+        )
+        + scale_color_manual(values=_method_palette(methods), guide=None)
+        + facet_wrap("facet", scales=scales)
+        + labs(x="DESeq2 pseudobulk LFC", y="method LFC")
+        + theme_mrvi()
+    )
+    return _with_title(plot, title)
+
+
+def plot_distribution(
+    table: pd.DataFrame,
+    group: str,
+    value: str,
+    *,
+    title: str | None = None,
+    hline: float | None = 0.0,
+) -> ggplot:
+    """Distribution of a value per group (e.g. DA log ratios per cell subset): violin + box.
+
+    Parameters
+    ----------
+    table
+        Columns ``group`` and ``value`` (numeric; rows with a missing value are dropped).
+    group
+        Column of the groups, one violin each (category order for a categorical column,
+        else ``A, B, C, Other`` when the groups are the cell subsets, else first appearance).
+    value
+        Numeric column of the values.
+    title
+        Plot title.
+    hline
+        Height of a dashed horizontal reference line; ``None`` for none.
+
+    Returns
+    -------
+    The plot: a violin (scaled to equal width) per group with at least two distinct values,
+    filled with the group's colour, and a narrow box plot (no outlier points) inside.
+    """
+    what = "plot_distribution"
+    _check_table(table, [group, value], what)
+    values = _numeric(table, value, what).to_numpy()
+    keep = np.isfinite(values) & table[group].notna().to_numpy()
+    if not keep.any():
+        msg = f"{what}: no row has a finite {value!r} and a {group!r}"
+        raise ValueError(msg)
+    levels = _levels(table[group][keep])
+    colors = discrete_colors(levels)
+    df = pd.DataFrame(
+        {
+            "group": pd.Categorical(table[group][keep].astype(str), categories=levels),
+            "value": values[keep],
+        }
+    )
+    plot = ggplot(df, aes("group", "value"))
+    if hline is not None:
+        plot += geom_hline(yintercept=float(hline), linetype="dashed", color="#666666", size=0.5)
+    # A density needs two distinct values: other groups get the box plot only.
+    n_distinct = df.groupby("group", observed=True)["value"].transform("nunique")
+    plot += geom_violin(
+        aes(fill="group"), data=df[n_distinct >= 2], scale="width", alpha=0.7, size=0.3
+    )
+    plot += geom_boxplot(width=0.15, outlier_alpha=0.0, fill="white", size=0.3)
+    plot += scale_fill_manual(values=colors, guide=None)
+    plot += labs(x=group, y=value)
+    plot += theme_mrvi()
+    return _with_title(plot, title)
+
+
+# --------------------------------------------------------------------------------------------
+# tables
+# --------------------------------------------------------------------------------------------
+
+
+def _format_value(v: float, digits: int) -> str:
+    if not np.isfinite(v):
+        return "–"
+    if abs(v) >= 10**digits:
+        return f"{v:.0f}"
+    return f"{v:.{digits}g}"
+
+
+def plot_metric_table(
+    table: pd.DataFrame,
+    *,
+    title: str | None = None,
+    digits: int = 3,
+    lower_is_better: Collection[str] = (),
+    text_size: float = 7.0,
+) -> ggplot:
+    """Benchmark summary as a coloured table: methods as rows, metrics as columns.
+
+    Parameters
+    ----------
+    table
+        Tidy metrics: columns ``method`` (method id), ``metric`` and ``value`` (numeric, NaN
+        allowed), each (method, metric) pair at most once. Absent pairs show as missing.
+    title
+        Plot title.
+    digits
+        Significant digits of the printed values (values of ``10**digits`` and more are printed
+        as integers).
+    lower_is_better
+        Metrics whose best value is the smallest (e.g. a Robinson-Foulds distance): their fill is
+        reversed, so that a darker tile always means a better method.
+    text_size
+        Font size of the values.
+
+    Returns
+    -------
+    The plot: rows in the canonical method order (display names, the first at the top),
+    metric columns in order of first appearance; the fill of a tile is the value rescaled to
+    0..1 within its metric (min to max; 0.5 when all the metric's values are equal); missing
+    values are printed ``"–"`` on grey.
+    """
+    what = "plot_metric_table"
+    _check_table(table, ["method", "metric", "value"], what)
+    df = pd.DataFrame(
+        {
+            "method": table["method"].astype(str).to_numpy(),
+            "metric": table["metric"].astype(str).to_numpy(),
+            "value": _numeric(table, "value", what).to_numpy(),
+        }
+    )
+    if df.duplicated(["method", "metric"]).any():
+        msg = f"{what}: a (method, metric) pair appears more than once"
+        raise ValueError(msg)
+    methods = method_order(df["method"])
+    metrics = list(dict.fromkeys(df["metric"]))
+    grid = pd.MultiIndex.from_product([methods, metrics], names=["method", "metric"])
+    df = df.set_index(["method", "metric"]).reindex(grid).reset_index()
+    df["value"] = df["value"].where(np.isfinite(df["value"]))
+
+    lo = df.groupby("metric")["value"].transform("min")
+    hi = df.groupby("metric")["value"].transform("max")
+    span = hi - lo
+    fill = ((df["value"] - lo) / span.where(span > 0)).where(span > 0, 0.5)
+    flip = df["metric"].isin(list(lower_is_better))
+    df["fill"] = fill.where(~flip, 1.0 - fill).where(df["value"].notna())
+    df["text"] = [_format_value(v, digits) for v in df["value"].to_numpy()]
+    labels = [method_label(m) for m in methods]
+    df["method_label"] = pd.Categorical(df["method"].map(method_label), categories=labels[::-1])
+    df["metric"] = pd.Categorical(df["metric"], categories=metrics)
+
+    plot = (
+        ggplot(df, aes("metric", "method_label"))
+        + geom_tile(aes(fill="fill"), color="white", size=0.8)
+        + geom_text(aes(label="text"), size=text_size, color="#222222")
+        + scale_fill_gradient(
+            low="#F7FBFF", high="#6BAED6", limits=(0.0, 1.0), na_value=NA_COLOR, guide=None
+        )
+        + scale_x_discrete(expand=(0, 0))
+        + scale_y_discrete(expand=(0, 0))
+        + labs(x="", y="")
+        + theme_mrvi()
+        + theme(
+            axis_ticks=element_blank(),
+            panel_grid=element_blank(),
+            panel_border=element_blank(),
+            axis_text_x=element_text(rotation=30, ha="right"),
+        )
+    )
+    return _with_title(plot, title)
+
+
+def plot_runtime(table: pd.DataFrame, *, title: str | None = None) -> ggplot:
+    """Wall time and peak memory of the workflow's rules, as horizontal bars.
+
+    Parameters
+    ----------
+    table
+        Columns ``rule``, ``seconds`` (wall time) and ``max_rss_mib`` (peak resident memory,
+        MiB), one row per rule or per job (e.g. from Snakemake's benchmark files; non-numeric
+        entries such as ``"-"`` count as missing). Jobs of a rule are aggregated: the sum of
+        their seconds, the maximum of their memory.
+    title
+        Plot title.
+
+    Returns
+    -------
+    The plot: two facets (``"wall time (s)"``, ``"peak memory (MiB)"``) with free value axes,
+    one bar per rule, rules sorted by total wall time (the longest at the top). ``plot.data``
+    holds the aggregated table in long form (columns ``rule``, ``quantity``, ``value``).
+    """
+    what = "plot_runtime"
+    _check_table(table, ["rule", "seconds", "max_rss_mib"], what)
+    df = pd.DataFrame(
+        {
+            "rule": table["rule"].astype(str).to_numpy(),
+            "seconds": pd.to_numeric(table["seconds"], errors="coerce").to_numpy(np.float64),
+            "max_rss_mib": pd.to_numeric(table["max_rss_mib"], errors="coerce").to_numpy(
+                np.float64
+            ),
+        }
+    )
+    per_rule = df.groupby("rule", sort=False).agg(
+        seconds=("seconds", lambda s: s.sum(min_count=1)),
+        max_rss_mib=("max_rss_mib", "max"),
+    )
+    per_rule = per_rule.sort_values("seconds", ascending=True, kind="stable", na_position="first")
+    quantities = {"seconds": "wall time (s)", "max_rss_mib": "peak memory (MiB)"}
+    long = (
+        per_rule.reset_index()
+        .melt(id_vars="rule", value_vars=list(quantities), var_name="quantity")
+        .assign(quantity=lambda d: d["quantity"].map(quantities))
+    )
+    long["rule"] = pd.Categorical(long["rule"], categories=list(per_rule.index))
+    long["quantity"] = pd.Categorical(long["quantity"], categories=list(quantities.values()))
+    long = long[long["value"].notna()].reset_index(drop=True)
+    if len(long) == 0:
+        msg = f"{what}: no numeric seconds or max_rss_mib"
+        raise ValueError(msg)
+
+    plot = (
+        ggplot(long, aes("rule", "value"))
+        + geom_col(fill=METHOD_COLORS["mrvi"], width=0.7)
+        + coord_flip()
+        + facet_wrap("quantity", scales="free_x")
+        + scale_y_continuous(expand=(0, 0, 0.05, 0))
+        + labs(x="", y="")
+        + theme_mrvi()
+        + theme(panel_grid_major_y=element_blank())
+    )
+    return _with_title(plot, title)
+
+
+# --------------------------------------------------------------------------------------------
+# saving
+# --------------------------------------------------------------------------------------------
+
+
+def save_figure(
+    plot: ggplot,
+    path: str | Path,
+    *,
+    width: float = 6.0,
+    height: float = 4.0,
+    dpi: int = 150,
+) -> Path:
+    """Write a plot to a PNG, PDF or SVG file (chosen by the suffix), quietly.
+
+    Parameters
+    ----------
+    plot
+        The plot.
+    path
+        Output file; its suffix (``.png``, ``.pdf`` or ``.svg``, any case) sets the format.
+        Missing parent folders are created.
+    width, height
+        Size in inches.
+    dpi
+        Resolution of PNGs.
+
+    Returns
+    -------
+    ``path`` as a :class:`~pathlib.Path`.
+
+    Raises
+    ------
+    ValueError
+        For any other suffix.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FIGURE_SUFFIXES:
+        msg = f"save_figure: unsupported file suffix {path.suffix!r}; use one of {FIGURE_SUFFIXES}"
+        raise ValueError(msg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kwargs = {"metadata": _SAVE_METADATA[suffix]} if suffix in _SAVE_METADATA else {}
+    plot.save(
+        path,
+        format=suffix[1:],
+        width=width,
+        height=height,
+        units="in",
+        dpi=dpi,
+        verbose=False,
+        **kwargs,
+    )
+    return path

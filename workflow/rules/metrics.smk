@@ -1,0 +1,105 @@
+# Benchmark metrics: results/{dataset}/metrics/. Semi-synthetic datasets (entries with a
+# `semisynthetic` section) are scored against their planted truth (DA, DE, sample tree); every
+# dataset gets the integration metrics. summary.tsv gathers all as method / metric / value.
+
+
+rule da_metrics:
+    input:
+        h5ad="results/{dataset}/data/preprocessed.h5ad",
+        mrvi="results/{dataset}/analysis/da.nc",
+        milo="results/{dataset}/baselines/milo.nc",
+    output:
+        curves="results/{dataset}/metrics/da_pr.tsv",
+        records="results/{dataset}/metrics/da.tsv",
+    log:
+        "results/{dataset}/logs/da_metrics.log",
+    benchmark:
+        "results/{dataset}/benchmarks/da_metrics.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/da_metrics.py"
+
+
+rule de_metrics:
+    input:
+        h5ad="results/{dataset}/data/preprocessed.h5ad",
+        mrvi="results/{dataset}/analysis/de.nc",
+        milode="results/{dataset}/baselines/milode.nc",
+        deseq2="results/{dataset}/baselines/deseq2.tsv",
+    output:
+        scatter="results/{dataset}/metrics/de_lfc.tsv",
+        records="results/{dataset}/metrics/de.tsv",
+    log:
+        "results/{dataset}/logs/de_metrics.log",
+    benchmark:
+        "results/{dataset}/benchmarks/de_metrics.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/de_metrics.py"
+
+
+rule tree_metrics:
+    input:
+        h5ad="results/{dataset}/data/preprocessed.h5ad",
+        mrvi="results/{dataset}/analysis/sample_distances.nc",
+        composition_pca="results/{dataset}/baselines/composition_pca.nc",
+        composition_scvi="results/{dataset}/baselines/composition_scvi.nc",
+    output:
+        table="results/{dataset}/metrics/trees.tsv",
+        records="results/{dataset}/metrics/tree.tsv",
+    log:
+        "results/{dataset}/logs/tree_metrics.log",
+    benchmark:
+        "results/{dataset}/benchmarks/tree_metrics.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/tree_metrics.py"
+
+
+rule integration_metrics:
+    input:
+        latent="results/{dataset}/model/mrvi_latent.h5ad",
+        representations="results/{dataset}/baselines/representations.h5ad",
+    output:
+        "results/{dataset}/metrics/integration.tsv",
+    log:
+        "results/{dataset}/logs/integration_metrics.log",
+    benchmark:
+        "results/{dataset}/benchmarks/integration_metrics.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        entry=get_mrvi_entry,
+    script:
+        "../scripts/integration_metrics.py"
+
+
+rule metrics_summary:
+    input:
+        get_metric_records,
+    output:
+        report(
+            "results/{dataset}/metrics/summary.tsv",
+            caption="../report/summary_table.rst",
+            category="Metrics",
+            subcategory="{dataset}",
+        ),
+    log:
+        "results/{dataset}/logs/metrics_summary.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/metrics_summary.py"
