@@ -50,6 +50,11 @@
 #   results/{dataset}/logs/{rule}.log           log of each rule
 #   results/{dataset}/benchmarks/{rule}.tsv     Snakemake benchmark (time, memory) of each rule
 #
+# Files from outside the workflow (rule `download`, registry config/downloads.yaml, checked against
+# config/downloads.lock.tsv): resources/{resource} (the registry key is the path under resources/),
+# with resources/logs/{resource}.log and resources/benchmarks/{resource}.tsv; files that need a
+# sign-in are placed by hand in resources/manual/ (the rule's error says which and where).
+#
 # Further wildcards become path levels: logs/{rule}/{wildcard}.log, benchmarks/{rule}/{wildcard}.tsv.
 # Targets: `all` (default), `fig2` (Fig. 2 panels of the semi-synthetic datasets), `benchmarks`
 # (run time and memory per rule). `snakemake --report report.html` gathers every figure and table.
@@ -66,6 +71,7 @@ configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/downloads.smk"
 include: "workflow/rules/mrvi.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/baselines.smk"

@@ -1,13 +1,21 @@
 # All workflow Python lives here: config validation, dataset entries, wildcard constraints and the
 # get_*() input/param functions. Rule files hold rules only.
 
+import re
 from pathlib import Path
 
 import yaml
 from snakemake.exceptions import WorkflowError
 
 from mrvi_repro.baselines import REPRESENTATION_KEYS
-from mrvi_repro.data import DatasetSpec, SpecError, check_schema
+from mrvi_repro.data import (
+    DOWNLOAD_DEFAULTS,
+    DatasetSpec,
+    RegistryError,
+    SpecError,
+    check_schema,
+    load_registry,
+)
 from mrvi_repro.plotting import FIG2_PANELS
 
 SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
@@ -60,6 +68,14 @@ def load_datasets(paths):
 
 
 DATASETS = load_datasets(config["datasets"])
+
+#: The download registry (config/downloads.yaml or config["downloads"]["registry"]): files from
+#: outside the workflow, fetched by rule `download` into resources/.
+DOWNLOADS = {**DOWNLOAD_DEFAULTS, **config.get("downloads", {})}
+try:
+    REGISTRY = load_registry(resolve_path(DOWNLOADS["registry"]))
+except (OSError, RegistryError) as err:
+    raise WorkflowError(f"download registry: {err}") from None
 SIMULATED = [n for n, e in DATASETS.items() if e["source"]["kind"] == "simulate"]
 #: Datasets built by the semi-synthetic construction: scored against their planted truth (Fig. 2).
 SEMISYNTHETIC = [n for n, e in DATASETS.items() if e.get("semisynthetic") is not None]

@@ -1,5 +1,22 @@
 """Datasets: simulation, the semi-synthetic construction, preprocessing and the data contract."""
 
+from ._download import (
+    DOWNLOAD_DEFAULTS,
+    LOCK_COLUMNS,
+    ChecksumError,
+    DownloadError,
+    LockEntry,
+    ManualDownloadRequired,
+    RegistryError,
+    Resource,
+    fetch,
+    file_digest,
+    load_registry,
+    manual_file,
+    obtain,
+    read_lock,
+    write_lock,
+)
 from ._preprocess import counts_to_x, preprocess_dataset, sample_table, select_hvgs
 from ._semisynthetic import SUBSETS, SemisyntheticParams, leiden_clusters, make_semisynthetic
 from ._simulate import PBMC_CELL_TYPES, SimulationParams, simulate_base
@@ -25,22 +42,30 @@ from ._spec import (
 from ._validate import DataContractError, count_problems, per_sample, validate_adata
 
 __all__ = [
+    "DOWNLOAD_DEFAULTS",
+    "LOCK_COLUMNS",
     "PBMC_CELL_TYPES",
     "SUBSETS",
     "AnalysisSpec",
     "BaselinesSpec",
+    "ChecksumError",
     "CompositionSpec",
     "DESeq2Spec",
     "DESpec",
     "DataContractError",
     "DatasetSpec",
     "DistancesSpec",
+    "DownloadError",
     "H5adSource",
     "HVGParams",
+    "LockEntry",
+    "ManualDownloadRequired",
     "MiloDESpec",
     "MiloSpec",
     "MrVISpec",
     "PCASpec",
+    "RegistryError",
+    "Resource",
     "SCVISpec",
     "SemisyntheticParams",
     "SimulationParams",
@@ -49,12 +74,19 @@ __all__ = [
     "check_schema",
     "count_problems",
     "counts_to_x",
+    "fetch",
+    "file_digest",
     "leiden_clusters",
+    "load_registry",
     "make_semisynthetic",
+    "manual_file",
+    "obtain",
     "per_sample",
     "preprocess_dataset",
+    "read_lock",
     "sample_table",
     "select_hvgs",
     "simulate_base",
     "validate_adata",
+    "write_lock",
 ]

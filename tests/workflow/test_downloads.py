@@ -1,0 +1,100 @@
+"""Rule `download` run by Snakemake against a loopback HTTP server, with a registry of the test's."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import yaml
+
+from mrvi_repro.data import read_lock
+
+pytestmark = pytest.mark.workflow
+
+PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
+INSTRUCTIONS = "Sign in at https://portal.example/study and download table.txt."
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    """Base URL of a threading HTTP server on 127.0.0.1 serving tmp_path/www."""
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "data.bin").write_bytes(PAYLOAD)
+    httpd = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(www))
+    )
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_download_rule_fetches_records_and_asks_for_manual_files(repo, tmp_path, server, snakemake):
+    registry, lock = tmp_path / "registry.yaml", tmp_path / "lock.tsv"
+    registry.write_text(
+        yaml.safe_dump(
+            {
+                "resources": {
+                    "demo/data.bin": {"url": f"{server}/data.bin"},
+                    "portal/table.txt": {"manual": INSTRUCTIONS},
+                }
+            }
+        )
+    )
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "datasets": [str(repo / "config" / "datasets" / "semisynthetic.yaml")],
+                "downloads": {"registry": str(registry), "lock": str(lock)},
+            }
+        )
+    )
+    targets = ("resources/demo/data.bin", "resources/portal/table.txt")
+    args = ("--cores", "1", "--keep-going", "--directory", tmp_path, "--configfile", config)
+    rc, out = snakemake(repo, *targets, *args)
+
+    # the URL resource is downloaded, logged with progress and recorded in the lock
+    assert (tmp_path / "resources" / "demo" / "data.bin").exists(), out[-3000:]
+    assert (tmp_path / "resources" / "demo" / "data.bin").read_bytes() == PAYLOAD
+    log = (tmp_path / "resources" / "logs" / "demo" / "data.bin.log").read_text()
+    assert "downloaded 1.0 MiB of 1.0 MiB (100.0%) at" in log and "MiB/s" in log
+    assert (tmp_path / "resources" / "benchmarks" / "demo" / "data.bin.tsv").exists()
+    entry = read_lock(lock)["demo/data.bin"]
+    assert (entry.url, entry.size) == (f"{server}/data.bin", len(PAYLOAD))
+    assert entry.sha256 == hashlib.sha256(PAYLOAD).hexdigest()
+
+    # the manual one fails and says on the console what to put where
+    placed = tmp_path / "resources" / "manual" / "portal" / "table.txt"
+    assert rc != 0
+    assert INSTRUCTIONS in out and str(placed) in out, out[-3000:]
+    assert not (tmp_path / "resources" / "portal" / "table.txt").exists()
+
+    # once placed by hand, it is picked up and recorded
+    placed.parent.mkdir(parents=True)
+    placed.write_text("plate\tdose\n")
+    rc, out = snakemake(repo, *targets, *args)
+    assert rc == 0, out[-3000:]
+    assert (tmp_path / "resources" / "portal" / "table.txt").read_text() == "plate\tdose\n"
+    assert read_lock(lock)["portal/table.txt"].url == "manual"
+    assert set(read_lock(lock)) == {"demo/data.bin", "portal/table.txt"}
+
+
+def test_shipped_registry_gives_one_download_job_per_resource(repo, tmp_path, snakemake):
+    target = "resources/covid/haniffa21.processed.h5ad"
+    rc, out = snakemake(repo, "-n", "--directory", tmp_path, target, timeout=300)
+    assert rc == 0, out[-3000:]
+    assert "rule download:" in out and f"output: {target}" in out
+    rc, out = snakemake(repo, "-n", "--directory", tmp_path, "resources/nowhere.txt", timeout=300)
+    assert rc != 0 and "MissingRuleException" in out, out[-3000:]

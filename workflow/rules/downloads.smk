@@ -1,0 +1,29 @@
+# Files from outside the workflow: resources/{resource}, one job per entry of the download
+# registry (config/downloads.yaml; key = the file's path under resources/), checked against the
+# lock file (config/downloads.lock.tsv). config["downloads"] may name another registry, lock file
+# and folder of hand-placed files (keys and defaults: workflow/schemas/config.schema.yaml).
+# Registry and lock paths resolve as dataset entries do (working directory, then the Snakefile's
+# folder); the folder of hand-placed files is relative to the working directory. The registry is
+# loaded in common.smk (REGISTRY, DOWNLOADS).
+
+
+rule download:
+    output:
+        "resources/{resource}",
+    log:
+        "resources/logs/{resource}.log",
+    benchmark:
+        "resources/benchmarks/{resource}.tsv"
+    wildcard_constraints:
+        resource="|".join(map(re.escape, REGISTRY)) or "^$",
+    retries: 1
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=360,
+    params:
+        entry=lambda wildcards: REGISTRY[wildcards.resource].to_dict(),
+        lock=str(resolve_path(DOWNLOADS["lock"]).absolute()),
+        manual_dir=DOWNLOADS["manual_dir"],
+    script:
+        "../scripts/download.py"
