@@ -24,6 +24,7 @@ from mrvi_repro.data import (
     SimulationParams,
     SpecError,
     StratifySpec,
+    TenxMtxTarSource,
     check_schema,
 )
 from mrvi_repro.model import MrVIConfig, SCVIConfig, TrainConfig
@@ -73,6 +74,7 @@ SECTIONS = (
         (DatasetSpec, ()),
         (SimulationParams, ("$defs", "simulate_source")),
         (H5adSource, ("$defs", "h5ad_source")),
+        (TenxMtxTarSource, ("$defs", "tenx_mtx_tar_source")),
         (HVGParams, ("properties", "hvg")),
         (SemisyntheticParams, ("properties", "semisynthetic")),
         (MrVISpec, ("properties", "mrvi")),
@@ -144,7 +146,21 @@ def test_mrvi_section_is_parsed():
         ),
         ({**MINIMAL, "semisynthetic": {"rate": 1}}, r"semisynthetic: unknown key\(s\) \['rate'\]"),
         ({"source": {"kind": "simulate"}}, r"missing required key\(s\) \['sample_key'\]"),
-        ({**MINIMAL, "source": {"kind": "zarr"}}, "source.kind must be 'simulate' or 'h5ad'"),
+        (
+            {**MINIMAL, "source": {"kind": "zarr"}},
+            r"source.kind must be one of \['simulate', 'h5ad', 'tenx_mtx_tar'\]",
+        ),
+        (
+            {**MINIMAL, "source": {"kind": "tenx_mtx_tar"}},
+            r"source: missing required key\(s\) \['resource'\]",
+        ),
+        (
+            {
+                **MINIMAL,
+                "source": {"kind": "tenx_mtx_tar", "resource": "a.tgz", "matrix_dir": "../x"},
+            },
+            "matrix_dir must be a relative path inside the archive",
+        ),
         ({**MINIMAL, "source": {"kind": "h5ad"}}, r"source: missing required key\(s\) \['path'\]"),
         ({**MINIMAL, "semisynthetic": {"subsample_rates": [1.0]}}, "one per replicate rank"),
         ({**MINIMAL, "mrvi": {"modle": {}}}, r"dataset 'x': mrvi: unknown key\(s\) \['modle'\]"),

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import yaml
@@ -18,26 +15,12 @@ PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 INSTRUCTIONS = "Sign in at https://portal.example/study and download table.txt."
 
 
-class QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
-def server(tmp_path, monkeypatch):
-    """Base URL of a threading HTTP server on 127.0.0.1 serving tmp_path/www."""
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    www = tmp_path / "www"
-    www.mkdir()
+def server(www_server):
+    """Base URL of the loopback server, serving data.bin."""
+    www, url = www_server
     (www / "data.bin").write_bytes(PAYLOAD)
-    httpd = ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(www))
-    )
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    return url
 
 
 def test_download_rule_fetches_records_and_asks_for_manual_files(repo, tmp_path, server, snakemake):

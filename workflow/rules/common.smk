@@ -76,6 +76,21 @@ try:
     REGISTRY = load_registry(resolve_path(DOWNLOADS["registry"]))
 except (OSError, RegistryError) as err:
     raise WorkflowError(f"download registry: {err}") from None
+
+
+def check_resources(datasets, registry):
+    """Refuse a dataset whose source names a file that is not in the download registry."""
+    for name, entry in datasets.items():
+        resource = entry["source"].get("resource")
+        if resource is not None and resource not in registry:
+            raise WorkflowError(
+                f"dataset {name!r}: source.resource {resource!r} is not a key of the download "
+                f"registry {str(DOWNLOADS['registry'])!r} (keys: {sorted(registry)})"
+            )
+
+
+check_resources(DATASETS, REGISTRY)
+
 SIMULATED = [n for n, e in DATASETS.items() if e["source"]["kind"] == "simulate"]
 #: Datasets built by the semi-synthetic construction: scored against their planted truth (Fig. 2).
 SEMISYNTHETIC = [n for n, e in DATASETS.items() if e.get("semisynthetic") is not None]
@@ -135,10 +150,13 @@ def baselines_entry(*sections):
 
 
 def get_base_input(wildcards):
-    """Raw counts of a dataset: the simulated base, or the user's .h5ad."""
+    """Raw counts of a dataset: the simulated base, a downloaded file (resources/<resource>,
+    fetched by rule download), or the user's .h5ad."""
     source = DATASETS[wildcards.dataset]["source"]
     if source["kind"] == "simulate":
         return f"results/{wildcards.dataset}/raw/base.h5ad"
+    if source["kind"] == "tenx_mtx_tar":
+        return f"resources/{source['resource']}"
     return source["path"]
 
 

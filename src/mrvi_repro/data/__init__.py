@@ -1,4 +1,4 @@
-"""Datasets: simulation, the semi-synthetic construction, preprocessing and the data contract."""
+"""Datasets: simulation, readers, the semi-synthetic construction, preprocessing, the contract."""
 
 from ._download import (
     DOWNLOAD_DEFAULTS,
@@ -18,9 +18,12 @@ from ._download import (
     write_lock,
 )
 from ._preprocess import counts_to_x, preprocess_dataset, sample_table, select_hvgs
+from ._readers import MTX_MEMBERS, ArchiveError, read_10x_mtx_tar, read_source
 from ._semisynthetic import SUBSETS, SemisyntheticParams, leiden_clusters, make_semisynthetic
 from ._simulate import PBMC_CELL_TYPES, SimulationParams, simulate_base
 from ._spec import (
+    DEFAULT_MATRIX_DIR,
+    SOURCE_KINDS,
     AnalysisSpec,
     BaselinesSpec,
     CompositionSpec,
@@ -37,16 +40,21 @@ from ._spec import (
     SCVISpec,
     SpecError,
     StratifySpec,
+    TenxMtxTarSource,
     check_schema,
 )
 from ._validate import DataContractError, count_problems, per_sample, validate_adata
 
 __all__ = [
+    "DEFAULT_MATRIX_DIR",
     "DOWNLOAD_DEFAULTS",
     "LOCK_COLUMNS",
+    "MTX_MEMBERS",
     "PBMC_CELL_TYPES",
+    "SOURCE_KINDS",
     "SUBSETS",
     "AnalysisSpec",
+    "ArchiveError",
     "BaselinesSpec",
     "ChecksumError",
     "CompositionSpec",
@@ -71,6 +79,7 @@ __all__ = [
     "SimulationParams",
     "SpecError",
     "StratifySpec",
+    "TenxMtxTarSource",
     "check_schema",
     "count_problems",
     "counts_to_x",
@@ -83,7 +92,9 @@ __all__ = [
     "obtain",
     "per_sample",
     "preprocess_dataset",
+    "read_10x_mtx_tar",
     "read_lock",
+    "read_source",
     "sample_table",
     "select_hvgs",
     "simulate_base",

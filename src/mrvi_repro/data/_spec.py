@@ -38,6 +38,39 @@ class H5adSource:
     counts_layer: str | None = None
 
 
+#: Folder of the matrix in a Cell Ranger 1.1.0 ``filtered_gene_bc_matrices`` archive (PBMC 68k).
+DEFAULT_MATRIX_DIR = "filtered_matrices_mex/hg19"
+
+
+@dataclass(frozen=True)
+class TenxMtxTarSource:
+    """A 10x Genomics Cell Ranger archive (``.tar.gz``) of a MatrixMarket matrix folder.
+
+    ``resource``: the archive's key in the download registry (its path under ``resources/``);
+    ``matrix_dir``: the folder of ``matrix.mtx``, ``genes.tsv`` and ``barcodes.tsv`` inside it.
+    """
+
+    resource: str
+    matrix_dir: str = DEFAULT_MATRIX_DIR
+
+    def __post_init__(self) -> None:
+        parts = self.matrix_dir.split("/")
+        if self.matrix_dir.startswith("/") or ".." in parts:
+            msg = f"matrix_dir must be a relative path inside the archive (got {self.matrix_dir!r})"
+            raise ValueError(msg)
+        if not self.resource:
+            msg = "resource must name a download registry key"
+            raise ValueError(msg)
+
+
+#: Source kinds of a dataset entry and the dataclass each is parsed into.
+SOURCE_KINDS: dict[str, type] = {
+    "simulate": SimulationParams,
+    "h5ad": H5adSource,
+    "tenx_mtx_tar": TenxMtxTarSource,
+}
+
+
 @dataclass(frozen=True)
 class HVGParams:
     """Highly-variable-gene selection (scanpy ``highly_variable_genes`` on counts)."""
@@ -384,7 +417,7 @@ class DatasetSpec:
     """
 
     name: str
-    source: SimulationParams | H5adSource
+    source: SimulationParams | H5adSource | TenxMtxTarSource
     sample_key: str
     description: str = ""
     batch_key: str | None = None
@@ -411,13 +444,10 @@ class DatasetSpec:
         _check_keys(cls, entry, where, skip={"name"})
         source = dict(entry.pop("source"))
         kind = source.pop("kind", None)
-        if kind == "simulate":
-            entry["source"] = _build(SimulationParams, source, f"{where}: source")
-        elif kind == "h5ad":
-            entry["source"] = _build(H5adSource, source, f"{where}: source")
-        else:
-            msg = f"{where}: source.kind must be 'simulate' or 'h5ad' (got {kind!r})"
+        if not isinstance(kind, str) or kind not in SOURCE_KINDS:
+            msg = f"{where}: source.kind must be one of {list(SOURCE_KINDS)} (got {kind!r})"
             raise SpecError(msg)
+        entry["source"] = _build(SOURCE_KINDS[kind], source, f"{where}: source")
         if "hvg" in entry:
             entry["hvg"] = _build(HVGParams, entry["hvg"] or {}, f"{where}: hvg")
         if entry.get("semisynthetic") is not None:
