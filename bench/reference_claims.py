@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reference_da import train_model
+from reference_da import add_training_arguments, train_model
 
 LOG = logging.getLogger("reference_claims")
 
@@ -80,14 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--groupby", default="leiden", help="obs column of the distance groups")
     p.add_argument("--covariate", default="covariate_1_G1", help="DE sample covariate")
     p.add_argument("--de-group", default="0", help="value of --groupby whose cells get DE")
-    p.add_argument("--n-latent", type=int, default=30)
-    p.add_argument("--n-latent-u", type=int, default=5)
-    p.add_argument("--max-epochs", type=int, default=400)
-    p.add_argument("--batch-size", type=int, default=1024)
-    p.add_argument("--patience", type=int, default=30, help="early-stopping patience")
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--kl-warmup", type=int, default=50, help="n_epochs_kl_warmup")
-    p.add_argument("--seed", type=int, default=0, help="scvi.settings.seed")
+    add_training_arguments(p)
     p.add_argument(
         "--load-model",
         action="store_true",

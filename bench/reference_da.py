@@ -62,6 +62,18 @@ import numpy as np
 LOG = logging.getLogger("reference_da")
 
 
+def add_training_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the reference MrVI's model and training options (the paper's settings as defaults)."""
+    p.add_argument("--n-latent", type=int, default=30)
+    p.add_argument("--n-latent-u", type=int, default=5)
+    p.add_argument("--max-epochs", type=int, default=400)
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--patience", type=int, default=30, help="early-stopping patience")
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--kl-warmup", type=int, default=50, help="n_epochs_kl_warmup")
+    p.add_argument("--seed", type=int, default=0, help="scvi.settings.seed")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line.
 
@@ -82,14 +94,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--covariate", default="covariate_2_strong", help="binary sample covariate")
     p.add_argument("--truth-key", default="da_cell", help="bool obs column: truly DA cells")
     p.add_argument("--subset-key", default="subset", help="obs column for per-subset stats")
-    p.add_argument("--n-latent", type=int, default=30)
-    p.add_argument("--n-latent-u", type=int, default=5)
-    p.add_argument("--max-epochs", type=int, default=400)
-    p.add_argument("--batch-size", type=int, default=1024)
-    p.add_argument("--patience", type=int, default=30, help="early-stopping patience")
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--kl-warmup", type=int, default=50, help="n_epochs_kl_warmup")
-    p.add_argument("--seed", type=int, default=0, help="scvi.settings.seed")
+    add_training_arguments(p)
     p.add_argument("--da-batch-size", type=int, default=128, help="the reference's default")
     return p.parse_args(argv)
 

@@ -80,6 +80,12 @@ class HVGParams:
     batch_key: str | None = None
 
 
+def _field_class(cls: type, name: str) -> type:
+    """Class of the default value of dataclass field ``name`` (what its default factory builds)."""
+    field_ = next(f for f in dataclasses.fields(cls) if f.name == name)
+    return type(field_.default_factory())
+
+
 class _FitSection:
     """A model-fit section of a dataset entry: ``model``, ``train`` and ``seed``.
 
@@ -98,7 +104,7 @@ class _FitSection:
         """
         entry = dict(entry or {})
         _check_keys(cls, entry, where)
-        config_cls = next(f for f in dataclasses.fields(cls) if f.name == "model").default_factory
+        config_cls = _field_class(cls, "model")
         try:
             model = config_cls.from_dict(entry.get("model"))
         except (TypeError, ValueError) as err:
@@ -244,9 +250,7 @@ class _NhoodSection:
         """
         entry = dict(entry or {})
         _check_keys(cls, entry, where)
-        config_cls = type(
-            next(f for f in dataclasses.fields(cls) if f.name == "config").default_factory()
-        )
+        config_cls = _field_class(cls, "config")
         entry["config"] = _build(config_cls, entry.get("config") or {}, f"{where}.config")
         try:
             return cls(**entry)

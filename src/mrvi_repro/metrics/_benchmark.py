@@ -27,12 +27,12 @@ import numpy as np
 import pandas as pd
 
 from ._metrics import (
+    _curve_auc,
     cophenetic_correlation,
     inter_cluster_distance_ratio,
     intra_cluster_distance_ratio,
     lfc_pearson,
     linkage_from_distances,
-    pr_auc,
     pr_curve,
     robinson_foulds,
     summary_table,
@@ -153,8 +153,8 @@ def da_benchmark(
     """
     curves, records = [], []
     for method, s in scores.items():
-        auc = pr_auc(s, truth)
         curve = pr_curve(s, truth)
+        auc = _curve_auc(curve)
         curves.append(
             pd.DataFrame(
                 {
@@ -319,27 +319,27 @@ def tree_benchmark(
             g: da.sel(group=g).sel(sample_x=order, sample_y=order).values.astype(np.float64)
             for g in groups
         }
+        by_group: dict[str, dict[str, float]] = {}
         for g, d in mats.items():
             if not np.isfinite(d).all():
                 logger.warning("%s: group %s has non-finite distances; skipped", name, g)
                 continue
             inferred = linkage_from_distances(d, method=method)
-            values = {
+            by_group[g] = {
                 "rf_distance": robinson_foulds(inferred, truth.subject_linkage, order),
                 "top_split": float(top_split(inferred, order) == planted),
                 "cophenetic_r": cophenetic_correlation(d, truth.subject_linkage),
                 "intra_ratio": intra_cluster_distance_ratio(d, cov1),
                 "inter_ratio": inter_cluster_distance_ratio(d, mats[group_a]),
             }
-            rows += [(name, g, subset_of.get(g, "Other"), k, v) for k, v in values.items()]
-        table = pd.DataFrame(rows, columns=list(TREE_COLUMNS))
-        mine = table[table["method"] == name]
-        in_a = mine[mine["group"] == group_a].set_index("metric")["value"]
-        others = mine[(mine["group"] != group_a) & (mine["metric"] == "cophenetic_r")]["value"]
-        records += [(name, k, float(in_a[k])) for k in ("rf_distance", "top_split", "cophenetic_r")]
-        records.append(
-            (name, "cophenetic_r_other", float(others.mean()) if len(others) else np.nan)
-        )
+            rows += [(name, g, subset_of.get(g, "Other"), k, v) for k, v in by_group[g].items()]
+        if group_a not in by_group:
+            msg = f"{name}: subset A's distance matrix (group {group_a!r}) is not finite"
+            raise ValueError(msg)
+        in_a = by_group[group_a]
+        others = [v["cophenetic_r"] for g, v in by_group.items() if g != group_a]
+        records += [(name, k, in_a[k]) for k in ("rf_distance", "top_split", "cophenetic_r")]
+        records.append((name, "cophenetic_r_other", float(np.mean(others)) if others else np.nan))
         logger.info(
             "%s subset A: RF %.3f, top split %s, cophenetic r %.3f; other groups' cophenetic r "
             "%.3f",

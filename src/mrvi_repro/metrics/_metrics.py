@@ -128,9 +128,13 @@ def pr_auc(
     The trapezoidal area of :func:`pr_curve`, as the paper's figure scripts computed it (not
     sklearn's step-wise average precision). Parameters as :func:`pr_curve`.
     """
+    return _curve_auc(pr_curve(scores, truth, nan_policy=nan_policy))
+
+
+def _curve_auc(curve: pd.DataFrame) -> float:
+    """Trapezoidal area under a :func:`pr_curve` (``sklearn.metrics.auc(recall, precision)``)."""
     from sklearn.metrics import auc
 
-    curve = pr_curve(scores, truth, nan_policy=nan_policy)
     return float(auc(curve["recall"].to_numpy(), curve["precision"].to_numpy()))
 
 

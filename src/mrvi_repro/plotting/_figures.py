@@ -125,19 +125,12 @@ def distance_heatmap(matrix: xr.DataArray, *, title: str, method: str = "ward") 
     from scipy.cluster import hierarchy
     from scipy.spatial.distance import squareform
 
-    samples = [str(s) for s in matrix["sample_x"].values]
     d = matrix.sel(sample_y=matrix["sample_x"].values).values.astype(np.float64)
     d = (d + d.T) / 2
     np.fill_diagonal(d, 0.0)
     linkage = hierarchy.linkage(squareform(d, checks=False), method=method)
-    table = _matrix_table(matrix)
-    table["sample_x"] = table["sample_x"].astype(str)
-    table["sample_y"] = table["sample_y"].astype(str)
-    first = table.drop_duplicates("sample_x")["sample_x"].tolist()
-    if first != samples:  # the table's order of first appearance must be the linkage's leaves
-        table["sample_x"] = pd.Categorical(table["sample_x"], categories=samples)
-        table = table.sort_values(["sample_x", "sample_y"])
-        table["sample_x"] = table["sample_x"].astype(str)
+    # long table in coordinate order: leaf i of the linkage is the i-th sample_x to appear
+    table = _matrix_table(matrix).astype({"sample_x": str, "sample_y": str})
     return plot_distance_heatmap(table, linkage, title=title, label="distance")
 
 
