@@ -133,7 +133,13 @@ def test_metric_and_runtime_figures(tmp_path):
         }
     )
     panels = metric_figures(summary, summary.iloc[:0])
-    assert set(panels) == {"summary_metrics"}  # an empty integration table draws nothing
+    # an empty table (a dataset without labels_key) gives a panel saying why, not a missing file
+    assert set(panels) == {"summary_metrics", "integration_metrics"}
+    empty = panels["integration_metrics"].plot
+    assert [layer.geom.__class__.__name__ for layer in empty.layers] == ["geom_text"]
+    assert "labels_key" in empty.layers[0].geom.aes_params["label"]
+    out = save_figure(empty, tmp_path / "empty.png", width=6.0, height=1.5)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bench = pd.DataFrame({"s": [3.0, 1.0], "max_rss": [100.0, "-"]})
     panel = runtime_figure({"fit_mrvi": bench.iloc[:1], "milo": bench.iloc[1:]})
     table = runtime_table({"fit_mrvi": bench.iloc[:1], "milo": bench.iloc[1:]})

@@ -11,6 +11,7 @@ would pull in torch; FIGURES.md allows either if the choice is stated.
 from __future__ import annotations
 
 import logging
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -275,8 +276,38 @@ def semisynthetic_figure(
     return {name: panels[name] for name in FIG2_PANELS}
 
 
+def _message_panel(title: str, message: str) -> ggplot:
+    """Return a panel that only says, in words, why there is nothing to draw."""
+    from plotnine import annotate, element_blank, ggplot, labs, theme, xlim, ylim
+
+    from ._theme import theme_mrvi
+
+    return (
+        ggplot()
+        + annotate("text", x=0.5, y=0.5, label=textwrap.fill(message, 70), size=9)
+        + xlim(0, 1)
+        + ylim(0, 1)
+        + labs(title=title, x="", y="")
+        + theme_mrvi()
+        + theme(axis_text=element_blank(), axis_ticks=element_blank(), panel_grid=element_blank())
+    )
+
+
+#: Why a metric table can be empty (the dataset entry lacks what the metrics need).
+EMPTY_METRICS = {
+    "summary_metrics": "No metric was computed for this dataset: the benchmark metrics need the "
+    "semi-synthetic truth, the integration metrics a labels_key.",
+    "integration_metrics": "No integration metric was computed: they need cell-type labels "
+    "(the dataset entry's labels_key).",
+}
+
+
 def metric_figures(summary: pd.DataFrame, integration: pd.DataFrame) -> dict[str, Panel]:
-    """Draw the summary and the integration metric tables (Supp. Fig. 2) as tile plots."""
+    """Draw the summary and the integration metric tables (Supp. Fig. 2) as tile plots.
+
+    Both panels are always returned; an empty table gives a panel saying why it is empty
+    (:data:`EMPTY_METRICS`), so that the figure rule writes its outputs for every dataset.
+    """
     out = {}
     for name, table, title in (
         ("summary_metrics", summary, "Benchmark metrics"),
@@ -284,6 +315,7 @@ def metric_figures(summary: pd.DataFrame, integration: pd.DataFrame) -> dict[str
     ):
         if len(table) == 0:
             logger.warning("%s: no metrics to draw", name)
+            out[name] = Panel(_message_panel(title, EMPTY_METRICS[name]), 6.0, 1.5)
             continue
         n_metrics = table["metric"].nunique()
         out[name] = Panel(
