@@ -7,6 +7,7 @@ from scipy import sparse
 from mrvi_repro.data import (
     DataContractError,
     DatasetSpec,
+    build_dataset,
     count_problems,
     counts_to_x,
     preprocess_dataset,
@@ -42,17 +43,17 @@ def test_semisynthetic_dataset(tiny_base):
     np.testing.assert_array_equal(out[cells].X.toarray(), expected)
 
 
-def test_counts_from_a_layer(tiny_base):
+def test_counts_from_a_layer(tiny_base, tmp_path):
     user = tiny_base.copy()
     user.layers["counts"] = user.X.copy()
     user.X = sparse.csr_matrix(np.log1p(user.X.toarray()))  # a published file's log-normalised X
-    spec = DatasetSpec.from_dict(
-        "user",
-        {**USER_ENTRY, "source": {"kind": "h5ad", "path": "x.h5ad", "counts_layer": "counts"}},
-    )
-    out = preprocess_dataset(user, spec)
-    assert count_problems(out.X) == [] and "counts" not in out.layers
-    np.testing.assert_array_equal(out.X.toarray(), tiny_base[:, out.var_names].X.toarray())
+    user.write_h5ad(tmp_path / "x.h5ad")
+    for layer in ("counts", "auto"):
+        source = {"kind": "h5ad", "path": str(tmp_path / "x.h5ad"), "counts_layer": layer}
+        spec = DatasetSpec.from_dict("user", {**USER_ENTRY, "source": source})
+        out = build_dataset(spec, {"source": tmp_path / "x.h5ad"})
+        assert count_problems(out.X) == [] and "counts" not in out.layers
+        np.testing.assert_array_equal(out.X.toarray(), tiny_base[:, out.var_names].X.toarray())
 
 
 def test_log_normalised_x_is_refused_before_any_work(tiny_base):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+from pathlib import Path
 
 import anndata as ad
 import numpy as np
@@ -145,15 +146,39 @@ def test_read_source_dispatches_on_the_kind(tmp_path, standin, write_10x_tar):
         read_source("x", path)
 
 
-def test_paper_config_lists_the_pbmc68k_entry(repo):
+def test_paper_config_lists_the_paper_entries(repo):
     config = yaml.safe_load((repo / "config" / "paper.yaml").read_text())
     check_schema(config, repo / "workflow" / "schemas" / "config.schema.yaml", where="config")
     registry = load_registry(repo / "config" / "downloads.yaml")
-    assert config["datasets"] == ["config/datasets/pbmc68k_semisynthetic.yaml"]
-    spec = DatasetSpec.from_yaml(repo / config["datasets"][0])
-    assert spec.source == TenxMtxTarSource(
+    names = [Path(p).stem for p in config["datasets"]]
+    assert names == [
+        "pbmc68k_semisynthetic",
+        "covid",
+        "sciplex_A549",
+        "sciplex_K562",
+        "sciplex_MCF7",
+        "ibd",
+    ]
+    specs = {
+        name: DatasetSpec.from_yaml(repo / path)
+        for name, path in zip(names, config["datasets"], strict=True)
+    }
+    for spec in specs.values():
+        assert set(spec.resources()) <= set(registry), spec.name
+    pbmc = specs["pbmc68k_semisynthetic"]
+    assert pbmc.source == TenxMtxTarSource(
         resource="pbmc68k/fresh_68k_pbmc_donor_a_filtered_gene_bc_matrices.tar.gz"
     )
-    assert spec.source.resource in registry
-    assert spec.hvg.n_top_genes == 3000 and spec.semisynthetic is not None
-    assert (spec.sample_key, spec.labels_key) == ("sample_assignment", "leiden")
+    assert pbmc.hvg.n_top_genes == 3000 and pbmc.semisynthetic is not None
+    assert (pbmc.sample_key, pbmc.labels_key) == ("sample_assignment", "leiden")
+    # the paper's keys and HVG counts
+    keys = {
+        n: (s.sample_key, s.batch_key, s.labels_key, s.hvg.n_top_genes) for n, s in specs.items()
+    }
+    assert keys["covid"] == ("patient_id", None, "initial_clustering", 10000)
+    assert keys["sciplex_K562"] == ("product_dose", "plate_oligo", "_dummy", 5000)
+    assert keys["ibd"] == ("biosample_id", "Chem", "Celltype", 10000)
+    # the three cell lines share one screen
+    assert (
+        len({specs[f"sciplex_{cl}"].sciplex_screen().key() for cl in ("A549", "K562", "MCF7")}) == 1
+    )

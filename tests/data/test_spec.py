@@ -9,21 +9,27 @@ from mrvi_repro.data import (
     AnalysisSpec,
     BaselinesSpec,
     CompositionSpec,
+    CovidRecipe,
     DatasetSpec,
     DESeq2Spec,
     DESpec,
     DistancesSpec,
     H5adSource,
     HVGParams,
+    IbdRecipe,
     MiloDESpec,
     MiloSpec,
     MrVISpec,
     PCASpec,
+    SampleMetadataSpec,
+    SciplexRecipe,
+    ScpBundlesSource,
     SCVISpec,
     SemisyntheticParams,
     SimulationParams,
     SpecError,
     StratifySpec,
+    SubsetSpec,
     TenxMtxTarSource,
     check_schema,
 )
@@ -51,7 +57,8 @@ def defaults(cls):
 
 # nested sections (checked by their own case); baselines.scvi.train is mrvi.train by $ref
 SECTIONS = (
-    {"source", "hvg", "semisynthetic", "mrvi", "model", "train"}
+    {"source", "subset", "sample_metadata", "recipe", "hvg", "semisynthetic", "mrvi", "model"}
+    | {"train"}
     | {
         "baselines",
         "scvi",
@@ -75,6 +82,12 @@ SECTIONS = (
         (SimulationParams, ("$defs", "simulate_source")),
         (H5adSource, ("$defs", "h5ad_source")),
         (TenxMtxTarSource, ("$defs", "tenx_mtx_tar_source")),
+        (ScpBundlesSource, ("$defs", "scp_bundles_source")),
+        (SubsetSpec, ("properties", "subset")),
+        (SampleMetadataSpec, ("properties", "sample_metadata")),
+        (CovidRecipe, ("$defs", "covid_recipe")),
+        (SciplexRecipe, ("$defs", "sciplex_recipe")),
+        (IbdRecipe, ("$defs", "ibd_recipe")),
         (HVGParams, ("properties", "hvg")),
         (SemisyntheticParams, ("properties", "semisynthetic")),
         (MrVISpec, ("properties", "mrvi")),
@@ -148,7 +161,7 @@ def test_mrvi_section_is_parsed():
         ({"source": {"kind": "simulate"}}, r"missing required key\(s\) \['sample_key'\]"),
         (
             {**MINIMAL, "source": {"kind": "zarr"}},
-            r"source.kind must be one of \['simulate', 'h5ad', 'tenx_mtx_tar'\]",
+            r"source.kind must be one of \['simulate', 'h5ad', 'tenx_mtx_tar', 'scp_bundles'\]",
         ),
         (
             {**MINIMAL, "source": {"kind": "tenx_mtx_tar"}},
@@ -161,7 +174,39 @@ def test_mrvi_section_is_parsed():
             },
             "matrix_dir must be a relative path inside the archive",
         ),
-        ({**MINIMAL, "source": {"kind": "h5ad"}}, r"source: missing required key\(s\) \['path'\]"),
+        ({**MINIMAL, "source": {"kind": "h5ad"}}, "give exactly one of path .* and resource"),
+        (
+            {**MINIMAL, "source": {"kind": "h5ad", "path": "a.h5ad", "resource": "a.h5ad"}},
+            "give exactly one of path",
+        ),
+        ({**MINIMAL, "recipe": {"kind": "atac"}}, r"recipe.kind must be one of \['covid'"),
+        (
+            {
+                **MINIMAL,
+                "recipe": {
+                    "kind": "sciplex",
+                    "cell_line": "A549",
+                    "plate_table": "t.txt",
+                    "cell_cycle_genes": "g.txt",
+                },
+            },
+            "recipe 'sciplex' needs an h5ad source",
+        ),
+        (
+            {
+                **MINIMAL,
+                "source": {"kind": "h5ad", "path": "a.h5ad"},
+                "recipe": {
+                    "kind": "sciplex",
+                    "cell_line": "HeLa",
+                    "plate_table": "t.txt",
+                    "cell_cycle_genes": "g.txt",
+                },
+            },
+            r"cell_line 'HeLa' is not among cell_lines \['A549', 'K562', 'MCF7'\]",
+        ),
+        ({**MINIMAL, "subset": {"obs": {"Site": []}}}, "every column needs at least one value"),
+        ({**MINIMAL, "sample_metadata": {"join_key": "donor"}}, "give exactly one of path"),
         ({**MINIMAL, "semisynthetic": {"subsample_rates": [1.0]}}, "one per replicate rank"),
         ({**MINIMAL, "mrvi": {"modle": {}}}, r"dataset 'x': mrvi: unknown key\(s\) \['modle'\]"),
         (

@@ -98,4 +98,4 @@ def test_unknown_resource_is_named(repo, tmp_path, snakemake):
     config, _ = write_config(tmp_path, entry, "http://127.0.0.1:9/x")
     rc, out = snakemake(repo, "-n", "--directory", tmp_path, "--configfile", config, timeout=300)
     assert rc != 0
-    assert "dataset 'tiny_pbmc': source.resource 'pbmc68k/nope.tar.gz' is not a key" in out, out
+    assert "dataset 'tiny_pbmc': resource 'pbmc68k/nope.tar.gz' is not a key" in out, out

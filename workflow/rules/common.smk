@@ -49,8 +49,9 @@ def load_dataset_entry(path):
         DatasetSpec.from_dict(name, entry)
     except SpecError as err:
         raise WorkflowError(str(err)) from None
-    if entry["source"]["kind"] == "h5ad":
-        entry["source"]["path"] = str(resolve_path(entry["source"]["path"]).resolve())
+    for section in ("source", "sample_metadata"):
+        if (entry.get(section) or {}).get("path") is not None:
+            entry[section]["path"] = str(resolve_path(entry[section]["path"]).resolve())
     return name, entry
 
 
@@ -79,19 +80,28 @@ except (OSError, RegistryError) as err:
 
 
 def check_resources(datasets, registry):
-    """Refuse a dataset whose source names a file that is not in the download registry."""
+    """Refuse a dataset that names a file (source, recipe or sample table) that is not in the
+    download registry."""
     for name, entry in datasets.items():
-        resource = entry["source"].get("resource")
-        if resource is not None and resource not in registry:
-            raise WorkflowError(
-                f"dataset {name!r}: source.resource {resource!r} is not a key of the download "
-                f"registry {str(DOWNLOADS['registry'])!r} (keys: {sorted(registry)})"
-            )
+        for resource in DatasetSpec.from_dict(name, entry).resources():
+            if resource not in registry:
+                raise WorkflowError(
+                    f"dataset {name!r}: resource {resource!r} is not a key of the download "
+                    f"registry {str(DOWNLOADS['registry'])!r} (keys: {sorted(registry)})"
+                )
 
 
 check_resources(DATASETS, REGISTRY)
 
 SIMULATED = [n for n, e in DATASETS.items() if e["source"]["kind"] == "simulate"]
+#: Shared sci-Plex screen steps (rule sciplex_screen): key -> settings, and each sci-Plex
+#: dataset's key. Cell-line entries with equal screen settings share one run.
+SCIPLEX_SCREENS, SCIPLEX_SCREEN_OF = {}, {}
+for _name, _entry in DATASETS.items():
+    _screen = DatasetSpec.from_dict(_name, _entry).sciplex_screen()
+    if _screen is not None:
+        SCIPLEX_SCREENS[_screen.key()] = _screen
+        SCIPLEX_SCREEN_OF[_name] = _screen.key()
 #: Datasets built by the semi-synthetic construction: scored against their planted truth (Fig. 2).
 SEMISYNTHETIC = [n for n, e in DATASETS.items() if e.get("semisynthetic") is not None]
 
@@ -99,6 +109,7 @@ SEMISYNTHETIC = [n for n, e in DATASETS.items() if e.get("semisynthetic") is not
 wildcard_constraints:
     dataset="|".join(DATASETS),
     rep="|".join(REPRESENTATION_KEYS),
+    screen="|".join(SCIPLEX_SCREENS) or "^$",
 
 
 #: Sections of a dataset entry that say how models, analyses and baselines run, not what the data is.
@@ -149,15 +160,51 @@ def baselines_entry(*sections):
     return get
 
 
-def get_base_input(wildcards):
-    """Raw counts of a dataset: the simulated base, a downloaded file (resources/<resource>,
-    fetched by rule download), or the user's .h5ad."""
-    source = DATASETS[wildcards.dataset]["source"]
-    if source["kind"] == "simulate":
-        return f"results/{wildcards.dataset}/raw/base.h5ad"
-    if source["kind"] == "tenx_mtx_tar":
-        return f"resources/{source['resource']}"
-    return source["path"]
+def resource_path(key):
+    """Where rule download puts a registry resource."""
+    return f"resources/{key}"
+
+
+def source_files(source):
+    """Files of a (parsed) dataset source other than a simulated base."""
+    if getattr(source, "path", None) is not None:
+        return source.path
+    if hasattr(source, "bundles"):
+        return [resource_path(k) for k in source.resources()]
+    return resource_path(source.resource)
+
+
+def get_dataset_inputs(wildcards):
+    """Inputs of rule preprocess_dataset: `source` (the simulated base, the downloaded or local
+    file, the bundles, or for a sci-Plex cell line the shared screen), plus the recipe's
+    cell-cycle genes and the sample metadata table when the entry reads them."""
+    name = wildcards.dataset
+    spec = DatasetSpec.from_dict(name, DATASETS[name])
+    inputs = {}
+    if name in SIMULATED:
+        inputs["source"] = f"results/{name}/raw/base.h5ad"
+    elif name in SCIPLEX_SCREEN_OF:
+        inputs["source"] = (
+            f"results/_shared/sciplex_screen/{SCIPLEX_SCREEN_OF[name]}/screen.h5ad"
+        )
+        inputs["cell_cycle_genes"] = resource_path(spec.recipe.cell_cycle_genes)
+    else:
+        inputs["source"] = source_files(spec.source)
+    if spec.sample_metadata is not None:
+        table = spec.sample_metadata
+        inputs["sample_metadata"] = (
+            table.path if table.path is not None else resource_path(table.resource)
+        )
+    return inputs
+
+
+def get_screen_inputs(wildcards):
+    """Inputs of rule sciplex_screen: the published sci-Plex file and Table S3."""
+    screen = SCIPLEX_SCREENS[wildcards.screen]
+    return {
+        "source": source_files(screen.source),
+        "plate_table": resource_path(screen.plate_table),
+    }
 
 
 def get_metric_records(wildcards):

@@ -1,4 +1,5 @@
-# Obtaining and preprocessing datasets: results/{dataset}/raw/ and results/{dataset}/data/.
+# Obtaining and preprocessing datasets: results/{dataset}/raw/ and results/{dataset}/data/; the
+# sci-Plex screen shared by the cell-line datasets: results/_shared/sciplex_screen/{screen}/.
 
 
 rule simulate_base:
@@ -20,9 +21,28 @@ rule simulate_base:
         "../scripts/simulate_base.py"
 
 
+rule sciplex_screen:
+    input:
+        unpack(get_screen_inputs),
+    output:
+        "results/_shared/sciplex_screen/{screen}/screen.h5ad",
+    log:
+        "results/_shared/sciplex_screen/{screen}/screen.log",
+    benchmark:
+        "results/_shared/sciplex_screen/{screen}/benchmark.tsv"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    params:
+        screen=lambda wildcards: SCIPLEX_SCREENS[wildcards.screen].to_dict(),
+    script:
+        "../scripts/sciplex_screen.py"
+
+
 rule preprocess_dataset:
     input:
-        get_base_input,
+        unpack(get_dataset_inputs),
     output:
         h5ad="results/{dataset}/data/preprocessed.h5ad",
         samples="results/{dataset}/data/samples.tsv",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anndata as ad
 import numpy as np
@@ -17,12 +17,21 @@ import pandas as pd
 import scanpy as sc
 from scipy import sparse
 
+from ._readers import read_sample_metadata, read_source
+from ._recipes import (
+    covid_covariates,
+    drop_small_samples,
+    ibd_covariates,
+    sciplex_cell_line,
+    sciplex_screen,
+)
 from ._semisynthetic import make_semisynthetic
-from ._spec import H5adSource
+from ._spec import CovidRecipe, IbdRecipe, SciplexRecipe, SciplexScreen
 from ._validate import DataContractError, count_problems, validate_adata
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
 
     from ._spec import DatasetSpec, HVGParams
 
@@ -81,14 +90,14 @@ def select_hvgs(adata: ad.AnnData, params: HVGParams) -> ad.AnnData:
 def preprocess_dataset(adata: ad.AnnData, spec: DatasetSpec) -> ad.AnnData:
     """Turn a raw dataset into the validated AnnData of the data contract.
 
-    Steps: raw counts into ``X`` (CSR), HVG selection, removal of cells without counts in the selected
-    genes, the
-    semi-synthetic construction if the entry asks for it, and :func:`validate_adata`.
+    Steps: raw counts of ``X`` checked and made CSR, HVG selection, removal of cells without
+    counts in the selected genes, the semi-synthetic construction if the entry asks for it, the
+    removal of small samples if it asks for that, and :func:`validate_adata`.
 
     Parameters
     ----------
     adata
-        Raw dataset (simulated base, downloaded or local file).
+        Raw dataset with counts in ``X`` (:func:`read_source`, after the entry's recipe).
     spec
         The dataset entry.
 
@@ -101,10 +110,12 @@ def preprocess_dataset(adata: ad.AnnData, spec: DatasetSpec) -> ad.AnnData:
     DataContractError
         If the input or the result violates the data contract.
     """
-    layer = spec.source.counts_layer if isinstance(spec.source, H5adSource) else None
-    out = counts_to_x(adata, layer)
+    out = counts_to_x(adata)
     logger.info("%s: input %d cells x %d genes", spec.name, out.n_obs, out.n_vars)
-    out = select_hvgs(out, spec.hvg)
+    if isinstance(spec.recipe, SciplexRecipe):
+        logger.info("HVG: selected by the shared sci-Plex screen step (%d genes)", out.n_vars)
+    else:
+        out = select_hvgs(out, spec.hvg)
     empty = np.asarray(out.X.sum(axis=1)).ravel() == 0
     if empty.any():
         logger.info(
@@ -115,6 +126,8 @@ def preprocess_dataset(adata: ad.AnnData, spec: DatasetSpec) -> ad.AnnData:
         out = out[~empty].copy()
     if spec.semisynthetic is not None:
         out = make_semisynthetic(out, spec.semisynthetic, sample_key=spec.sample_key)
+    if spec.drop_small_samples:
+        out = drop_small_samples(out, spec.sample_key, spec.min_cells_per_sample)
     validate_adata(
         out,
         sample_key=spec.sample_key,
@@ -143,3 +156,49 @@ def sample_table(
     table["n_cells"] = obs.groupby(sample_key, observed=True).size()
     table.index.name = "sample"
     return table.reset_index()
+
+
+def build_dataset(spec: DatasetSpec, inputs: Mapping[str, Any]) -> ad.AnnData:
+    """Read, prepare and preprocess a dataset entry's inputs into the validated AnnData.
+
+    Steps: the source is read (:func:`read_source`, the entry's ``subset`` applied), the recipe's
+    step runs (COVID-19 ``age_int``; IBD donors and combined nuisance; for a sci-Plex cell line,
+    whose source is then the shared screen output of :func:`build_sciplex_screen`, its cells and
+    cell-cycle phase), the ``sample_metadata`` table is joined, then :func:`preprocess_dataset`.
+
+    Parameters
+    ----------
+    spec
+        The dataset entry.
+    inputs
+        ``source``: the source's file (for ``scp_bundles`` a mapping of its registry keys to
+        paths; for a sci-Plex cell line the screen's ``.h5ad``); ``sample_metadata`` and
+        ``cell_cycle_genes`` when the entry reads them.
+    """
+    if isinstance(spec.recipe, SciplexRecipe):
+        adata = sciplex_cell_line(
+            ad.read_h5ad(inputs["source"]), spec.recipe, inputs["cell_cycle_genes"]
+        )
+    else:
+        adata = read_source(spec.source, inputs["source"], spec.subset)
+        if isinstance(spec.recipe, CovidRecipe):
+            adata = covid_covariates(adata, spec.recipe)
+        elif isinstance(spec.recipe, IbdRecipe):
+            adata = ibd_covariates(adata, spec.recipe)
+    if spec.sample_metadata is not None:
+        adata = read_sample_metadata(adata, spec.sample_metadata, inputs["sample_metadata"])
+    return preprocess_dataset(adata, spec)
+
+
+def build_sciplex_screen(
+    screen: SciplexScreen, source: str | Path, plate_table: str | Path
+) -> ad.AnnData:
+    """Build the sci-Plex screen shared by the cell-line entries (rule ``sciplex_screen``).
+
+    Reads the published file's counts (``screen.source`` and ``screen.subset``), runs
+    :func:`mrvi_repro.data.sciplex_screen`, then selects HVGs on the kept cells of all cell lines
+    with ``screen.hvg`` (the paper: 5,000 seurat_v3 genes, ``batch_key`` ``cell_type``).
+    """
+    adata = read_source(screen.source, source, screen.subset)
+    adata = sciplex_screen(counts_to_x(adata), screen, plate_table)
+    return select_hvgs(adata, screen.hvg)

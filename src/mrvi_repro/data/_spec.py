@@ -10,6 +10,8 @@ likewise the ``baselines`` and ``analysis`` sections').
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -30,12 +32,70 @@ class SpecError(ValueError):
     """A dataset entry is malformed (unknown or missing key, wrong kind)."""
 
 
+#: ``counts_layer`` value that makes the reader look for the raw counts (:func:`locate_counts`).
+AUTO_COUNTS = "auto"
+
+
+def _check_file_choice(section: Any) -> None:
+    """Refuse a section that names both or neither of ``path`` and ``resource``."""
+    if (section.path is None) == (section.resource is None):
+        msg = "give exactly one of path (a local file) and resource (a download registry key)"
+        raise ValueError(msg)
+
+
 @dataclass(frozen=True)
 class H5adSource:
-    """A local ``.h5ad`` file with raw counts in ``X`` or in ``layers[counts_layer]``."""
+    """An ``.h5ad`` file: a local ``path`` or a ``resource`` of the download registry.
 
-    path: str
+    ``counts_layer``: where the raw counts are: ``None`` (``X``), a layer name, or ``"auto"`` (the
+    first of ``X``, ``layers['counts']``, ``layers['raw']``, the other layers and ``.raw`` whose
+    values are non-negative integers; published files often hold normalised values in ``X``).
+    """
+
+    path: str | None = None
+    resource: str | None = None
     counts_layer: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_file_choice(self)
+
+
+@dataclass(frozen=True)
+class ScpBundlesSource:
+    """Broad Single Cell Portal expression bundles (the IBD atlas, SCP1884) and their metadata.
+
+    Each bundle ``B`` is three registry resources under ``directory``: ``B.scp.raw.mtx`` (raw
+    counts, genes x cells), ``B.scp.features.tsv`` (Ensembl ID and symbol per line, no header) and
+    ``B.scp.barcodes.tsv`` (cell IDs); ``metadata`` is the portal's cell table (tab-separated,
+    header line, then the portal's ``TYPE`` row, then one row per cell keyed by ``NAME``).
+    """
+
+    bundles: tuple[str, ...]
+    metadata: str
+    directory: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bundles", tuple(self.bundles))
+        if not self.bundles or len(set(self.bundles)) != len(self.bundles):
+            msg = f"bundles must be a non-empty list of distinct names (got {list(self.bundles)})"
+            raise ValueError(msg)
+
+    def bundle_files(self, bundle: str) -> dict[str, str]:
+        """Registry keys of a bundle's ``matrix``, ``features`` and ``barcodes`` files."""
+        prefix = f"{self.directory.rstrip('/')}/" if self.directory else ""
+        return {
+            part: f"{prefix}{bundle}.scp.{suffix}"
+            for part, suffix in (
+                ("matrix", "raw.mtx"),
+                ("features", "features.tsv"),
+                ("barcodes", "barcodes.tsv"),
+            )
+        }
+
+    def resources(self) -> list[str]:
+        """Every registry key the source reads: the bundles' files, then the metadata."""
+        keys = [k for b in self.bundles for k in self.bundle_files(b).values()]
+        return [*keys, self.metadata]
 
 
 #: Folder of the matrix in a Cell Ranger 1.1.0 ``filtered_gene_bc_matrices`` archive (PBMC 68k).
@@ -68,7 +128,170 @@ SOURCE_KINDS: dict[str, type] = {
     "simulate": SimulationParams,
     "h5ad": H5adSource,
     "tenx_mtx_tar": TenxMtxTarSource,
+    "scp_bundles": ScpBundlesSource,
 }
+
+
+@dataclass(frozen=True)
+class SubsetSpec:
+    """Cells and genes kept before anything else (the paper's dataset-specific filters).
+
+    ``obs``: column -> values kept (a cell is kept when every listed column has one of its
+    values); ``drop_var_prefixes``: genes whose name starts with one of these are dropped (the
+    COVID-19 data's ``AB`` antibody features). An ``.h5ad`` source is subset while it is read, so
+    only the kept cells' counts are ever loaded.
+    """
+
+    obs: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    drop_var_prefixes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        obs = {str(k): tuple(str(v) for v in vals) for k, vals in self.obs.items()}
+        if any(not vals for vals in obs.values()):
+            msg = f"subset.obs: every column needs at least one value (got {obs})"
+            raise ValueError(msg)
+        object.__setattr__(self, "obs", obs)
+        object.__setattr__(self, "drop_var_prefixes", tuple(self.drop_var_prefixes))
+
+
+@dataclass(frozen=True)
+class SampleMetadataSpec:
+    """A table of per-sample (or per-donor) covariates joined onto the cells.
+
+    ``resource`` (a download registry key) or ``path``: a tab-separated file with a header;
+    ``join_key``: the column shared by the table and ``obs`` (the sample key, a donor column...).
+    Every value of ``obs[join_key]`` must have a row; the table's other columns are added to
+    ``obs``.
+    """
+
+    join_key: str
+    resource: str | None = None
+    path: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_file_choice(self)
+
+
+@dataclass(frozen=True)
+class CovidRecipe:
+    """COVID-19 PBMCs (Stephenson et al. 2021): ``age_int`` parsed from ``Age_interval``.
+
+    ``Age_interval`` holds strings such as ``"(20, 29]"``; ``age_int`` is the interval's lower
+    bound as an integer (the paper's age covariate).
+    """
+
+    age_column: str = "Age_interval"
+
+
+#: sci-Plex 3 cell lines (``obs['cell_type']`` of the published file).
+SCIPLEX_CELL_LINES = ("A549", "K562", "MCF7")
+
+
+@dataclass(frozen=True)
+class SciplexRecipe:
+    """sci-Plex 3 (Srivatsan et al. 2020), one cell line of the paper's filtered screen.
+
+    Shared by the cell lines (rule ``sciplex_screen``, run once per distinct setting): each cell
+    gets its ``plate_oligo`` from ``plate_table`` (Science Table S3); per cell line, drug-dose
+    groups are tested against ``Vehicle_0`` (t-test on log1p counts, Benjamini-Hochberg) and a drug
+    is kept when one of its doses has at least ``deg_min_genes`` genes with padj <= ``deg_padj``
+    and |log fold change| >= ``deg_min_lfc`` in any of ``cell_lines``; vehicle cells are kept; the
+    entry's ``hvg`` selection runs on the kept cells of all cell lines (``hvg.batch_key``
+    ``cell_type``). Per cell line: cells of ``cell_line`` with at least ``min_genes`` detected
+    genes, the cell-cycle phase (scanpy ``score_genes_cell_cycle``; ``cell_cycle_genes``: S-phase
+    genes first, ``n_s_genes`` of them, then G2/M) and ``<cell_line>_deg_product``.
+    """
+
+    cell_line: str
+    plate_table: str
+    cell_cycle_genes: str
+    cell_lines: tuple[str, ...] = SCIPLEX_CELL_LINES
+    deg_padj: float = 0.05
+    deg_min_lfc: float = 0.5
+    deg_min_genes: int = 3000
+    min_genes: int = 50
+    n_s_genes: int = 43
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cell_lines", tuple(self.cell_lines))
+        if self.cell_line not in self.cell_lines:
+            msg = f"cell_line {self.cell_line!r} is not among cell_lines {list(self.cell_lines)}"
+            raise ValueError(msg)
+        if not 0 < self.deg_padj <= 1 or self.deg_min_lfc < 0:
+            msg = f"need 0 < deg_padj <= 1 and deg_min_lfc >= 0 (got {self.deg_padj}, {self.deg_min_lfc})"
+            raise ValueError(msg)
+        if min(self.deg_min_genes, self.min_genes, self.n_s_genes) < 1:
+            msg = "deg_min_genes, min_genes and n_s_genes must be >= 1"
+            raise ValueError(msg)
+
+
+@dataclass(frozen=True)
+class IbdRecipe:
+    """IBD / Crohn's atlas (Kong et al. 2023): donor of each biosample and the combined nuisance.
+
+    ``donor_column`` is kept from the metadata or built from ``biosample_column`` (the part
+    before its first ``_``); the values of ``nuisance_columns`` are joined into one column named
+    by joining their names with ``_`` (``Layer_Chem``).
+    """
+
+    biosample_column: str = "biosample_id"
+    donor_column: str = "donor_id"
+    nuisance_columns: tuple[str, ...] = ("Layer", "Chem")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nuisance_columns", tuple(self.nuisance_columns))
+        if not self.nuisance_columns:
+            msg = "nuisance_columns must name at least one column"
+            raise ValueError(msg)
+
+
+@dataclass(frozen=True)
+class SciplexScreen:
+    """The sci-Plex screen step shared by the cell-line entries (rule ``sciplex_screen``).
+
+    What it depends on: the published file (``source``, ``subset``), Table S3, the cell lines
+    screened together, the DE-gene thresholds and the HVG selection (see :class:`SciplexRecipe`).
+    Entries with equal screens share one run, in a folder named by :meth:`key`.
+    """
+
+    source: H5adSource
+    plate_table: str
+    hvg: HVGParams
+    subset: SubsetSpec | None = None
+    cell_lines: tuple[str, ...] = SCIPLEX_CELL_LINES
+    deg_padj: float = 0.05
+    deg_min_lfc: float = 0.5
+    deg_min_genes: int = 3000
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (rule params; :meth:`from_dict` inverts it)."""
+        out = dataclasses.asdict(self)
+        out["cell_lines"] = list(self.cell_lines)
+        if self.subset is not None:
+            out["subset"] = {
+                "obs": {k: list(v) for k, v in self.subset.obs.items()},
+                "drop_var_prefixes": list(self.subset.drop_var_prefixes),
+            }
+        return out
+
+    @classmethod
+    def from_dict(cls, entry: dict[str, Any]) -> SciplexScreen:
+        """Rebuild a screen from :meth:`to_dict`'s output."""
+        entry = dict(entry)
+        entry["source"] = H5adSource(**entry["source"])
+        entry["hvg"] = HVGParams(**entry["hvg"])
+        entry["subset"] = None if entry.get("subset") is None else SubsetSpec(**entry["subset"])
+        entry["cell_lines"] = tuple(entry["cell_lines"])
+        return cls(**entry)
+
+    def key(self) -> str:
+        """Short digest of the settings: the folder of the screen's output."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+#: Recipe kinds of a dataset entry (the paper's dataset-specific steps) and their dataclasses.
+RECIPE_KINDS: dict[str, type] = {"covid": CovidRecipe, "sciplex": SciplexRecipe, "ibd": IbdRecipe}
 
 
 @dataclass(frozen=True)
@@ -414,20 +637,27 @@ class AnalysisSpec:
 class DatasetSpec:
     """One dataset entry of the workflow config.
 
-    ``source`` says where the counts come from; the keys name the ``obs`` columns of the data
-    contract (DESIGN.md §4); ``semisynthetic`` (optional) plants the paper's semi-synthetic DE/DA
-    effects, which creates the sample key and the covariates; ``mrvi`` says how to fit MrVI,
-    ``analysis`` how to analyse it and ``baselines`` how to run the baselines.
+    ``source`` says where the counts come from; ``subset`` which cells and genes are kept,
+    ``recipe`` the paper's dataset-specific step, ``sample_metadata`` a table of per-sample
+    covariates joined onto the cells; the keys name the ``obs`` columns of the data contract
+    (DESIGN.md §4); samples with fewer than ``min_cells_per_sample`` cells are an error, or dropped
+    (logged) with ``drop_small_samples``; ``semisynthetic`` (optional) plants the paper's
+    semi-synthetic DE/DA effects, which creates the sample key and the covariates; ``mrvi`` says
+    how to fit MrVI, ``analysis`` how to analyse it and ``baselines`` how to run the baselines.
     """
 
     name: str
-    source: SimulationParams | H5adSource | TenxMtxTarSource
+    source: SimulationParams | H5adSource | TenxMtxTarSource | ScpBundlesSource
     sample_key: str
     description: str = ""
+    subset: SubsetSpec | None = None
+    sample_metadata: SampleMetadataSpec | None = None
+    recipe: CovidRecipe | SciplexRecipe | IbdRecipe | None = None
     batch_key: str | None = None
     labels_key: str | None = None
     sample_covariates: tuple[str, ...] = ()
     min_cells_per_sample: int = 10
+    drop_small_samples: bool = False
     hvg: HVGParams = field(default_factory=HVGParams)
     semisynthetic: SemisyntheticParams | None = None
     mrvi: MrVISpec = field(default_factory=MrVISpec)
@@ -452,6 +682,22 @@ class DatasetSpec:
             msg = f"{where}: source.kind must be one of {list(SOURCE_KINDS)} (got {kind!r})"
             raise SpecError(msg)
         entry["source"] = _build(SOURCE_KINDS[kind], source, f"{where}: source")
+        if entry.get("subset") is not None:
+            entry["subset"] = _build(SubsetSpec, entry["subset"], f"{where}: subset")
+        if entry.get("sample_metadata") is not None:
+            entry["sample_metadata"] = _build(
+                SampleMetadataSpec, entry["sample_metadata"], f"{where}: sample_metadata"
+            )
+        if entry.get("recipe") is not None:
+            recipe = dict(entry["recipe"])
+            recipe_kind = recipe.pop("kind", None)
+            if not isinstance(recipe_kind, str) or recipe_kind not in RECIPE_KINDS:
+                msg = f"{where}: recipe.kind must be one of {list(RECIPE_KINDS)} (got {recipe_kind!r})"
+                raise SpecError(msg)
+            entry["recipe"] = _build(RECIPE_KINDS[recipe_kind], recipe, f"{where}: recipe")
+            if recipe_kind == "sciplex" and not isinstance(entry["source"], H5adSource):
+                msg = f"{where}: recipe 'sciplex' needs an h5ad source (the sci-Plex 3 file)"
+                raise SpecError(msg)
         if "hvg" in entry:
             entry["hvg"] = _build(HVGParams, entry["hvg"] or {}, f"{where}: hvg")
         if entry.get("semisynthetic") is not None:
@@ -480,6 +726,35 @@ class DatasetSpec:
                 )
                 raise SpecError(msg)
         return cls(name=name, **entry)
+
+    def resources(self) -> list[str]:
+        """Every download-registry key the entry reads (source, sample metadata, recipe files)."""
+        keys: list[str] = []
+        if isinstance(self.source, ScpBundlesSource):
+            keys += self.source.resources()
+        elif getattr(self.source, "resource", None) is not None:
+            keys.append(self.source.resource)
+        if self.sample_metadata is not None and self.sample_metadata.resource is not None:
+            keys.append(self.sample_metadata.resource)
+        if isinstance(self.recipe, SciplexRecipe):
+            keys += [self.recipe.plate_table, self.recipe.cell_cycle_genes]
+        return keys
+
+    def sciplex_screen(self) -> SciplexScreen | None:
+        """Return the shared sci-Plex screen step this entry needs (``None`` without one)."""
+        if not isinstance(self.recipe, SciplexRecipe):
+            return None
+        recipe = self.recipe
+        return SciplexScreen(
+            source=self.source,
+            plate_table=recipe.plate_table,
+            hvg=self.hvg,
+            subset=self.subset,
+            cell_lines=recipe.cell_lines,
+            deg_padj=recipe.deg_padj,
+            deg_min_lfc=recipe.deg_min_lfc,
+            deg_min_genes=recipe.deg_min_genes,
+        )
 
     @classmethod
     def from_yaml(cls, path: str | Path, name: str | None = None) -> DatasetSpec:
