@@ -397,6 +397,10 @@ def test_the_shipped_registry_and_lock_are_valid(repo):
     manual = {name for name, r in registry.items() if r.is_manual}
     assert {f"ibd/{b}.scp.raw.mtx" for b in ("CO_EPI", "TI_IMM")} <= manual
     assert "ibd/scp_metadata_combined.v2.txt" in manual
+    # the connectivity-map signatures of the sci-Plex metrics (iLINCS exports; none for K562)
+    l1000 = {name for name in manual if name.startswith("l1000/")}
+    assert len(l1000) == 18 and "l1000/MCF7_sig_meta.xls" in l1000
+    assert not any("K562" in name for name in l1000)
     urls = {r.url for r in registry.values() if not r.is_manual}
     assert "https://figshare.com/ndownloader/files/33979517" in urls
     assert "https://covid19.cog.sanger.ac.uk/submissions/release1/haniffa21.processed.h5ad" in urls
