@@ -1,6 +1,7 @@
-# Two entry points (see README.md):
+# Entry points (see README.md):
 #   make run    set up .venv and run the default workflow (offline semi-synthetic benchmark)
 #   make test   set up .venv and run the linters and the test suite
+#   make slurm-test  the workflow on a local single-node SLURM cluster (root; .ci/slurm/run.sh)
 # Python 3.12+ is required. PYTHON may name any 3.12+ interpreter; where `python3.12` is a pyenv
 # shim without a selected 3.12, the newest installed pyenv 3.12.x is used.
 
@@ -9,7 +10,7 @@ CORES ?= 2
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test slurm-test lint clean
 
 setup: $(STAMP)
 
@@ -33,6 +34,9 @@ lint: $(STAMP)
 
 test: lint
 	$(VENV)/bin/pytest
+
+slurm-test: $(STAMP)
+	.ci/slurm/run.sh
 
 clean:
 	rm -rf $(VENV) .snakemake results

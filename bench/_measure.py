@@ -24,6 +24,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def rss_mb() -> float:
+    """Return the current resident set size of this process (Linux ``VmRSS``) in MiB, else 0."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return 0.0
+
+
 def reset_peak_rss() -> None:
     """Reset ``VmHWM`` to the current RSS (Linux), so the next peak is measured from here."""
     try:

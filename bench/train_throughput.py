@@ -28,6 +28,8 @@ Model and training
 ``encoder_sample_aware=True``, the reference's q(u | x, s) encoder) and
 ``TrainConfig(max_epochs=--epochs, batch_size=--batch-size, early_stopping=False)``: exactly
 ``--epochs`` epochs, KL warm-up over 20 epochs as in the reference, ``seed=--seed``.
+``--max-dense-gib`` sets ``TrainConfig.max_dense_gib`` (``0``: minibatches streamed from the
+host's sparse counts; the record's ``streamed`` says which path trained).
 
 What the figures mean (matched to ``bench/reference_runner.py``)
 ----------------------------------------------------------------
@@ -61,6 +63,7 @@ What the figures mean (matched to ``bench/reference_runner.py``)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import multiprocessing
@@ -122,6 +125,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--sample-key", default="sample")
     p.add_argument("--batch-key", default="batch")
+    p.add_argument(
+        "--max-dense-gib",
+        type=float,
+        default=None,
+        help="TrainConfig.max_dense_gib (default: TrainConfig's); 0 streams the minibatches",
+    )
     args = p.parse_args(argv)
     check_args(p, args)
     if args.train_indices and not args.h5ad:
@@ -257,6 +266,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     config = MrVIConfig(**({"encoder_sample_aware": True} if args.encoder_sample_aware else {}))
     train = TrainConfig(max_epochs=args.epochs, batch_size=args.batch_size, early_stopping=False)
+    if args.max_dense_gib is not None:
+        train = dataclasses.replace(train, max_dense_gib=args.max_dense_gib)
     n_samples = int(adata.obs[args.sample_key].nunique())
     n_batches = int(adata.obs[args.batch_key].nunique())
     LOG.info(
@@ -302,6 +313,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "n_val": int(adata.n_obs - train_idx.size),
         "epochs": args.epochs,
         "batch_size": args.batch_size,
+        "streamed": train.streams(adata.n_obs, adata.n_vars),
         "seed": args.seed,
         "encoder_sample_aware": bool(getattr(model.config, "encoder_sample_aware", False)),
         "first_epoch_s": model.compile_seconds + epoch_s[0],

@@ -116,3 +116,52 @@ def test_subsampled_aggregated_posteriors(tiny_semi, tiny_semi_mrvi):
     _check_planted_da(da["log_ratio"].values, tiny_semi)
     with pytest.raises(ValueError, match="max_cells_per_sample must be positive"):
         aggregated_log_probs(model, tiny_semi, max_cells_per_sample=0)
+
+
+@pytest.mark.parametrize("block", [64, 100, 4096])
+def test_tiled_reduction_with_unbalanced_samples_equals_naive(block):
+    # samples of 1, 150, 70, 0 and 64 references: tiles of 64 with padding, a sample's tiles
+    # spread over several blocks, an empty sample; queries over several blocks too
+    rng = np.random.default_rng(1)
+    ref_sample = np.repeat([0, 1, 2, 4], [1, 150, 70, 64])
+    rng.shuffle(ref_sample)
+    q = rng.normal(size=(130, 4))
+    mean, scale = rng.normal(size=(285, 4)), rng.uniform(0.3, 2.0, size=(285, 4))
+    dens = norm.logpdf(q[:, None, :], mean[None], scale[None]).sum(-1)
+    for reduce, agg in (("logsumexp", logsumexp), ("max", np.max)):
+        got = sample_log_densities(q, mean, scale, ref_sample, 5, reduce=reduce, block=block)
+        for s in (0, 1, 2, 4):
+            np.testing.assert_allclose(
+                got[:, s], agg(dens[:, ref_sample == s], axis=1), rtol=1e-4, atol=1e-3
+            )
+        assert np.all(np.isneginf(got[:, 3]))
+    # leave-self-out where a sample's only reference is the query itself: -inf
+    ids = np.arange(285)
+    got = sample_log_densities(
+        mean, mean, scale, ref_sample, 5, reduce="max", query_id=ids, ref_id=ids, block=block
+    )
+    assert np.isneginf(got[ref_sample == 0, 0]).all()
+    assert np.isfinite(got[ref_sample != 0, 0]).all()
+
+
+def test_workflow_da_subsamples_references_only_for_large_data(
+    tiny_semi, tiny_semi_mrvi, monkeypatch
+):
+    import mrvi_repro.analysis._workflow as wf
+    from mrvi_repro.data import DatasetSpec
+
+    entry = {
+        "source": {"kind": "simulate"},
+        "sample_key": "sample_assignment",
+        "sample_covariates": ["covariate_2_strong"],
+    }
+    spec = DatasetSpec.from_dict("tiny", entry)
+    full = wf.mrvi_da(tiny_semi_mrvi, tiny_semi, spec)
+    assert full.attrs["max_cells_per_sample"] == -1
+    monkeypatch.setattr(wf, "DA_REFERENCE_CELLS", 2000)
+    capped = wf.mrvi_da(tiny_semi_mrvi, tiny_semi, spec)
+    n_samples = len(tiny_semi_mrvi.registry.samples)
+    assert capped.attrs["max_cells_per_sample"] == -(-2000 // n_samples)
+    ratio = capped["log_ratio_covariate_2_strong"].values
+    assert np.isfinite(ratio).all()
+    assert np.corrcoef(ratio, full["log_ratio_covariate_2_strong"].values)[0, 1] > 0.9

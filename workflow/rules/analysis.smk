@@ -14,8 +14,8 @@ rule sample_distances:
         "results/{dataset}/benchmarks/sample_distances.tsv"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=60,
+        mem_mb=grow(8000, 15),
+        runtime=grow(60, 0.1),
     params:
         entry=analysis_entry("distances"),
     script:
@@ -34,8 +34,8 @@ rule stratify_cells:
         "results/{dataset}/benchmarks/stratify_cells.tsv"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=grow(8000, 15),
+        runtime=grow(120, 0.3),
     params:
         entry=analysis_entry("stratify"),
     script:
@@ -54,8 +54,8 @@ rule differential_abundance:
         "results/{dataset}/benchmarks/differential_abundance.tsv"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=60,
+        mem_mb=grow(8000, 15),
+        runtime=grow(60, 0.2),
     params:
         entry=analysis_entry(),
     script:
@@ -74,8 +74,8 @@ rule differential_expression:
         "results/{dataset}/benchmarks/differential_expression.tsv"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=240,
+        mem_mb=grow(8000, 15),
+        runtime=grow(240, 0.3),
     params:
         entry=analysis_entry("de"),
     script:

@@ -16,8 +16,8 @@ rule fit_scvi:
         "results/{dataset}/benchmarks/fit_scvi.tsv"
     threads: 4
     resources:
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=grow(8000, 20),
+        runtime=grow(120, 0.25),
     params:
         entry=baselines_entry("scvi"),
     script:
@@ -36,8 +36,8 @@ rule representations:
         "results/{dataset}/benchmarks/representations.tsv"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=30,
+        mem_mb=grow(8000, 15),
+        runtime=grow(30, 0.1),
     params:
         entry=baselines_entry("pca", "seed"),
     script:
@@ -55,8 +55,8 @@ rule composition_distances:
         "results/{dataset}/benchmarks/composition_distances/{rep}.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=grow(4000, 40),
+        runtime=grow(30, 0.5),
     params:
         entry=baselines_entry("composition", "seed"),
     script:
@@ -74,8 +74,8 @@ rule deseq2_pseudobulk:
         "results/{dataset}/benchmarks/deseq2_pseudobulk.tsv"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=60,
+        mem_mb=grow(8000, 15),
+        runtime=grow(60, 0.1),
     params:
         entry=baselines_entry("deseq2"),
     script:
@@ -95,8 +95,8 @@ rule milo:
         "results/{dataset}/benchmarks/milo.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=grow(4000, 25),
+        runtime=grow(60, 0.3),
     params:
         entry=baselines_entry("milo"),
     script:
@@ -116,8 +116,8 @@ rule milode:
         "results/{dataset}/benchmarks/milode.tsv"
     threads: 1
     resources:
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=grow(8000, 20),
+        runtime=grow(120, 0.3),
     params:
         entry=baselines_entry("milode"),
     script:

@@ -13,8 +13,8 @@ rule simulate_base:
         dataset="|".join(SIMULATED) or "^$",
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=simulated_mem_mb,
+        runtime=simulated_runtime,
     params:
         entry=get_data_entry,
     script:
@@ -32,8 +32,8 @@ rule sciplex_screen:
         "results/_shared/sciplex_screen/{screen}/benchmark.tsv"
     threads: 1
     resources:
-        mem_mb=8000,
-        runtime=240,
+        mem_mb=grow(8000, 6),
+        runtime=grow(240, 0.05),
     params:
         screen=lambda wildcards: SCIPLEX_SCREENS[wildcards.screen].to_dict(),
     script:
@@ -52,8 +52,8 @@ rule preprocess_dataset:
         "results/{dataset}/benchmarks/preprocess_dataset.tsv"
     threads: 1
     resources:
-        mem_mb=8000,
-        runtime=60,
+        mem_mb=grow(8000, 4),
+        runtime=grow(60, 0.05),
     params:
         entry=get_data_entry,
     script:

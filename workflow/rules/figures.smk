@@ -14,8 +14,8 @@ rule embeddings_2d:
         "results/{dataset}/benchmarks/embeddings_2d.tsv"
     threads: 2
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=grow(4000, 40),
+        runtime=grow(30, 1),
     params:
         seed=lambda wc: DATASETS[wc.dataset].get("mrvi", {}).get("seed", 0),
     script:
@@ -47,8 +47,8 @@ rule fig2_panels:
         "results/{dataset}/benchmarks/fig2_panels.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=20,
+        mem_mb=grow(4000, 5),
+        runtime=grow(20, 0.05),
     script:
         "../scripts/fig2_panels.py"
 

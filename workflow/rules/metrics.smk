@@ -17,8 +17,8 @@ rule da_metrics:
         "results/{dataset}/benchmarks/da_metrics.tsv"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=grow(2000, 4),
+        runtime=grow(10, 0.02),
     script:
         "../scripts/da_metrics.py"
 
@@ -38,8 +38,8 @@ rule de_metrics:
         "results/{dataset}/benchmarks/de_metrics.tsv"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=grow(2000, 4),
+        runtime=grow(10, 0.02),
     script:
         "../scripts/de_metrics.py"
 
@@ -59,8 +59,8 @@ rule tree_metrics:
         "results/{dataset}/benchmarks/tree_metrics.tsv"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=grow(2000, 4),
+        runtime=grow(10, 0.02),
     script:
         "../scripts/tree_metrics.py"
 
@@ -77,8 +77,8 @@ rule integration_metrics:
         "results/{dataset}/benchmarks/integration_metrics.tsv"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=60,
+        mem_mb=grow(8000, 60),
+        runtime=grow(60, 1),
     params:
         entry=get_mrvi_entry,
     script:

@@ -13,8 +13,8 @@ rule fit_mrvi:
         "results/{dataset}/benchmarks/fit_mrvi.tsv"
     threads: 4
     resources:
-        mem_mb=16000,
-        runtime=240,
+        mem_mb=grow(16000, 30),
+        runtime=grow(240, 0.5),
     params:
         entry=get_mrvi_entry,
     script:
@@ -33,7 +33,7 @@ rule latent_mrvi:
         "results/{dataset}/benchmarks/latent_mrvi.tsv"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=30,
+        mem_mb=grow(8000, 15),
+        runtime=grow(30, 0.1),
     script:
         "../scripts/latent_mrvi.py"

@@ -32,6 +32,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _LOG_2PI = math.log(2 * math.pi)
+#: Cells per block of the DA log ratio's masks (block x samples arrays).
+_RATIO_BLOCK = 65_536
+
+
+#: Reference cells per tile: each sample's reference cells are laid out in whole tiles (the last
+#: one padded), so the reduction over a sample's cells is a reshape, not a scatter.
+TILE = 64
 
 
 @partial(jax.jit, static_argnames=("n_samples", "reduce"))
@@ -40,29 +47,54 @@ def _block(
     query_id: jax.Array,
     mean: jax.Array,
     scale: jax.Array,
-    ref_sample: jax.Array,
     ref_id: jax.Array,
+    tile_sample: jax.Array,
     n_samples: int,
     reduce: str,
 ) -> jax.Array:
     """Per-sample reduction (log-sum-exp or max) of log N(query; mean_j, scale_j) over a block.
 
-    ``ref_sample`` -1 marks padding; a reference cell with the query's id is left out.
+    The block's references are whole tiles of one sample each (``tile_sample``, -1 for a padding
+    tile); ``ref_id`` -1 marks a padding slot and a reference cell with the query's id is left out.
+    Each tile is reduced by a reshape; only the few tiles are then reduced per sample.
     """
+    n_tiles = tile_sample.shape[0]
     prec = 1.0 / (scale * scale)
     const = (mean * mean * prec).sum(-1) + 2.0 * jnp.log(scale).sum(-1) + mean.shape[1] * _LOG_2PI
     logp = -0.5 * ((query * query) @ prec.T - 2.0 * query @ (mean * prec).T + const[None, :])
-    invalid = (ref_sample[None, :] < 0) | (query_id[:, None] == ref_id[None, :])
-    logp = jnp.where(invalid, -jnp.inf, logp).T  # (ref, query)
-    seg = jnp.where(ref_sample < 0, n_samples, ref_sample)  # padding -> a dropped segment
-    top = jax.ops.segment_max(logp, seg, num_segments=n_samples + 1)[:n_samples]
+    invalid = (ref_id[None, :] == -1) | (query_id[:, None] == ref_id[None, :])
+    logp = jnp.where(invalid, -jnp.inf, logp).reshape(query.shape[0], n_tiles, -1)
+    tile_top = logp.max(-1)  # (query, tiles)
+    if reduce == "max":
+        tile_val = tile_top
+    else:
+        safe = jnp.where(jnp.isfinite(tile_top), tile_top, 0.0)
+        tile_sum = jnp.exp(logp - safe[..., None]).sum(-1)
+        tile_val = jnp.where(jnp.isfinite(tile_top), jnp.log(tile_sum) + safe, -jnp.inf)
+    seg = jnp.where(tile_sample < 0, n_samples, tile_sample)  # padding -> a dropped segment
+    top = jax.ops.segment_max(tile_val.T, seg, num_segments=n_samples + 1)[:n_samples]
     if reduce == "max":
         return top.T
     safe = jnp.where(jnp.isfinite(top), top, 0.0)
     total = jax.ops.segment_sum(
-        jnp.exp(logp - safe[seg.clip(max=n_samples - 1)]), seg, num_segments=n_samples + 1
+        jnp.exp(tile_val.T - safe[seg.clip(max=n_samples - 1)]), seg, num_segments=n_samples + 1
     )[:n_samples]
     return jnp.where(jnp.isfinite(top), jnp.log(total) + safe, -jnp.inf).T
+
+
+def _tiles(ref_sample: np.ndarray, n_samples: int, tile: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lay references out sample by sample in whole tiles.
+
+    Returns slot -> reference row (-1: padding) and tile -> sample.
+    """
+    counts = np.bincount(ref_sample, minlength=n_samples)
+    n_tiles = -(-counts // tile)  # ceil
+    order = np.argsort(ref_sample, kind="stable")
+    first_slot = np.repeat(np.concatenate([[0], np.cumsum(n_tiles)[:-1]]) * tile, counts)
+    rank = np.arange(len(order)) - np.repeat(np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    slots = np.full(int(n_tiles.sum()) * tile, -1, dtype=np.int64)
+    slots[first_slot + rank] = order
+    return slots, np.repeat(np.arange(n_samples), n_tiles).astype(np.int32)
 
 
 def sample_log_densities(
@@ -90,32 +122,45 @@ def sample_log_densities(
     reduce
         ``"logsumexp"`` (the un-normalised log mixture density) or ``"max"``.
     query_id, ref_id
-        Optional ids: a reference with the query's id is excluded (for leave-self-out scores).
+        Optional ids (non-negative): a reference with the query's id is excluded (for
+        leave-self-out scores).
     block
-        Queries and references per device block.
+        Queries and references per device block (memory: block x block floats).
 
     Returns
     -------
     (queries, n_samples) array; -inf where a sample has no (remaining) reference cell.
     """
     query = np.asarray(query, np.float32)
-    nq, nr = len(query), len(mean)
-    # ids only matter when both are given; -2 and -1 never match
-    qid = np.full(nq, -2) if query_id is None else np.asarray(query_id)
-    rid = np.full(nr, -1) if ref_id is None else np.asarray(ref_id)
+    ref_sample = np.asarray(ref_sample, dtype=np.int64)
+    nq = len(query)
+    # ids only matter when both are given; -2 and the references' own rows never match
+    qid = np.full(nq, -2) if query_id is None or ref_id is None else np.asarray(query_id)
+    rid = np.arange(len(mean)) if query_id is None or ref_id is None else np.asarray(ref_id)
     out = np.full((nq, n_samples), -np.inf, dtype=np.float64)
-    rb = min(block, max(nr, 1))
-    qb = min(block, max(nq, 1))
-    for r0 in range(0, nr, rb):
-        rows = np.arange(r0, r0 + rb)
-        valid = rows < nr
-        rows = rows.clip(max=nr - 1)
-        rs = np.where(valid, ref_sample[rows], -1).astype(np.int32)
+    counts = np.bincount(ref_sample, minlength=n_samples)
+    if nq == 0 or counts.sum() == 0:
+        return out
+    tile = int(min(TILE, counts.max()))
+    slots, tile_sample = _tiles(ref_sample, n_samples, tile)
+    tb = max(1, min(block // tile, len(tile_sample)))  # tiles per block
+    qb = min(block, nq)
+    for t0 in range(0, len(tile_sample), tb):
+        picked = np.arange(t0, t0 + tb)
+        ts = np.where(
+            picked < len(tile_sample), tile_sample[picked.clip(max=len(tile_sample) - 1)], -1
+        )
+        sl = np.where(
+            (picked < len(tile_sample))[:, None],
+            slots.reshape(-1, tile)[picked.clip(max=len(tile_sample) - 1)],
+            -1,
+        ).ravel()
+        rows = sl.clip(min=0)
         args = (
             jnp.asarray(mean[rows], jnp.float32),
-            jnp.asarray(scale[rows], jnp.float32),
-            jnp.asarray(rs),
-            jnp.asarray(rid[rows]),
+            jnp.asarray(np.where((sl >= 0)[:, None], scale[rows], 1.0), jnp.float32),
+            jnp.asarray(np.where(sl >= 0, rid[rows], -1)),
+            jnp.asarray(ts.astype(np.int32)),
         )
         for q0 in range(0, nq, qb):
             qrows = np.arange(q0, q0 + qb).clip(max=nq - 1)
@@ -174,7 +219,9 @@ def aggregated_log_probs(
     counts = np.bincount(own[ref], minlength=n_samples)
     logp = sample_log_densities(mean, mean[ref], scale[ref], own[ref], n_samples)
     with np.errstate(divide="ignore"):
-        return logp - np.log(counts)[None, :]
+        # in place (cells x samples is the output's size); a sample without cells stays -inf
+        logp -= np.where(counts > 0, np.log(counts), 0.0)[None, :]
+    return logp
 
 
 def differential_abundance(
@@ -257,18 +304,25 @@ def differential_abundance(
         else np.asarray(log_probs)
     )
 
-    def group_log_density(member: np.ndarray) -> np.ndarray:
-        mask = np.broadcast_to(member & (counts > 0), logp.shape).copy()
+    def group_log_density(member: np.ndarray, rows: slice) -> np.ndarray:
+        part = logp[rows]
+        mask = np.broadcast_to(member & (counts > 0), part.shape).copy()
         if omit_own_sample:
-            mask[np.arange(len(own)), own] = False
-        masked = np.where(mask, logp, -np.inf)
+            mask[np.arange(len(part)), own[rows]] = False
+        masked = np.where(mask, part, -np.inf)
         with np.errstate(divide="ignore"):
             return np.logaddexp.reduce(masked, axis=1) - np.log(mask.sum(1))
 
-    with np.errstate(invalid="ignore"):
-        ratio = group_log_density(members["group_a"]) - group_log_density(members["group_b"])
+    # a block of cells at a time: the masks are block x samples, not cells x samples
+    ratio = np.empty(len(own), dtype=np.float32)
+    for start in range(0, len(own), _RATIO_BLOCK):
+        rows = slice(start, start + _RATIO_BLOCK)
+        with np.errstate(invalid="ignore"):
+            ratio[rows] = group_log_density(members["group_a"], rows) - group_log_density(
+                members["group_b"], rows
+            )
     ds = xr.Dataset(
-        {"log_ratio": ("cell", ratio.astype(np.float32))},
+        {"log_ratio": ("cell", ratio)},
         coords={"cell": np.asarray(adata.obs_names, dtype=str)},
         attrs={"covariate": covariate, "group_a": group_a, "group_b": group_b},
     )

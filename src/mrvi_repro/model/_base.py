@@ -6,6 +6,12 @@ one shape and nothing recompiles), and RNG keys are passed explicitly. The optim
 parameters raveled into one vector: the same arithmetic as per-leaf Adam, in a handful of fused
 kernels instead of a few per parameter array, which shortens both compile time and each step.
 
+When a dense copy of the counts would exceed ``TrainConfig.max_dense_gib``, training streams
+instead: the counts stay on the host as they are (sparse, never densified whole), and each kernel
+call gets a chunk of consecutive minibatches densified from them (:data:`STREAM_CHUNK_BYTES`),
+scanned by the same step function with the same keys, so both paths take the same steps (the
+same numbers on CPU); the validation pass streams the same way.
+
 A model's Flax module is called as ``module(x, sample, batch, label, training=...)`` and returns
 per-cell loss terms: ``"reconstruction"`` (the negative NB log-likelihood without log x!) and KL
 terms, which are weighted by the KL warm-up.
@@ -46,8 +52,11 @@ logger = logging.getLogger(__name__)
 
 #: Version of the on-disk format written by ``save``.
 FORMAT_VERSION = 1
-#: Largest dense copy of the counts put on the device for training, in bytes.
-MAX_DEVICE_BYTES = 8 * 1024**3
+#: Dense counts (minibatches x cells x genes float32) a streaming kernel call gets: about 64 steps
+#: of 128 cells x 2,000 genes (64 MiB), so memory is bounded by the chunk, not by cells x genes.
+STREAM_CHUNK_BYTES = 64 * 1024**2
+#: Rows of the counts reduced at a time on the host (log x!, totals): bounds their working copies.
+_HOST_BLOCK_ROWS = 16_384
 #: PRNG of training: XLA's RngBitGenerator compiles much faster than threefry on CPU (the
 #: numbers are reproducible for a seed on one platform).
 TRAIN_PRNG = "rbg"
@@ -126,15 +135,57 @@ def _dense(x: Any) -> np.ndarray:
     return np.asarray(x.toarray() if sparse.issparse(x) else x, dtype=np.float32)
 
 
+def _host_counts(x: Any) -> Any:
+    """Return the counts as rows are cheap to take from: CSR (no copy if already) or dense."""
+    return sparse.csr_matrix(x) if sparse.issparse(x) else np.asarray(x)
+
+
+def _rows(x: Any, rows: np.ndarray | slice) -> np.ndarray:
+    """Rows of host counts, dense float32 (only these rows are densified)."""
+    return _dense(x[rows])
+
+
+def _row_sums(x: Any) -> np.ndarray:
+    """Per-cell total counts (float64), a block of rows at a time (no dense or float64 copy)."""
+    out = np.empty(x.shape[0], dtype=np.float64)
+    for start in range(0, x.shape[0], _HOST_BLOCK_ROWS):
+        block = x[start : start + _HOST_BLOCK_ROWS]
+        out[start : start + block.shape[0]] = np.asarray(
+            block.sum(axis=1, dtype=np.float64)
+        ).ravel()
+    return out
+
+
 def log_factorial(x: Any) -> np.ndarray:
-    """Per-cell sum of log(x!) over genes, the NB log-likelihood's parameter-free term."""
-    if sparse.issparse(x):
-        x = sparse.csr_matrix(x)
-        terms = sparse.csr_matrix(
-            (gammaln(x.data.astype(np.float64) + 1.0), x.indices, x.indptr), shape=x.shape
-        )
-        return np.asarray(terms.sum(axis=1)).ravel()
-    return gammaln(np.asarray(x, dtype=np.float64) + 1.0).sum(-1)
+    """Per-cell sum of log(x!) over genes, the NB log-likelihood's parameter-free term.
+
+    Computed in blocks of rows: memory is bounded by a block, never a float64 copy of all counts.
+    """
+    x = _host_counts(x)
+    out = np.empty(x.shape[0], dtype=np.float64)
+    for start in range(0, x.shape[0], _HOST_BLOCK_ROWS):
+        block = x[start : start + _HOST_BLOCK_ROWS]
+        if sparse.issparse(block):
+            terms = sparse.csr_matrix(
+                (gammaln(block.data.astype(np.float64) + 1.0), block.indices, block.indptr),
+                shape=block.shape,
+            )
+            out[start : start + block.shape[0]] = np.asarray(terms.sum(axis=1)).ravel()
+        else:
+            out[start : start + len(block)] = gammaln(
+                np.asarray(block, dtype=np.float64) + 1.0
+            ).sum(-1)
+    return out
+
+
+def _rows_log_factorial(x: Any, rows: np.ndarray) -> np.ndarray:
+    """Return :func:`log_factorial` of the cells ``rows`` of ``x``, taking a block of them at a time."""
+    return np.concatenate(
+        [
+            log_factorial(x[rows[i : i + _HOST_BLOCK_ROWS]])
+            for i in range(0, len(rows), _HOST_BLOCK_ROWS)
+        ]
+    )
 
 
 def make_optimizer(train: TrainConfig) -> optax.GradientTransformation:
@@ -223,53 +274,54 @@ class FittedModel:
     ) -> Self:
         n = adata.n_obs
         registry.check_genes(adata)
-        if n * adata.n_vars * 4 > MAX_DEVICE_BYTES:
-            msg = (
-                f"{n} cells x {adata.n_vars} genes needs {n * adata.n_vars * 4 / 1024**3:.1f} GiB as a "
-                f"dense device copy, above the {MAX_DEVICE_BYTES / 1024**3:.0f} GiB limit"
-            )
-            raise MemoryError(msg)
         rng = np.random.default_rng(seed)
         train_idx, val_idx = _split(n, train, rng, train_indices)
-        x = _dense(adata.X)
-        if (x.sum(-1) <= 0).any():
+        stream = train.streams(n, adata.n_vars)
+        x = _host_counts(adata.X) if stream else _dense(adata.X)
+        if (_row_sums(x) <= 0).any():
             msg = "some cells have no counts; remove them before fitting"
             raise ValueError(msg)
-        data = {
-            "x": jnp.asarray(x),
-            "sample": jnp.asarray(registry.codes(adata, "sample")),
-            "batch": jnp.asarray(registry.codes(adata, "batch")),
-            "label": jnp.asarray(registry.codes(adata, "label")),
-        }
+        data = {"x": x} | {k: registry.codes(adata, k) for k in ("sample", "batch", "label")}
+        if not stream:
+            data = {k: jnp.asarray(v) for k, v in data.items()}
+        # log(x!) of the validation cells from the counts as given (both paths: the same numbers)
+        val_lf = float(_rows_log_factorial(adata.X, val_idx).sum()) if len(val_idx) else 0.0
         model = cls(None, config, train, registry, train_indices=train_idx)
-        model._train(data, log_factorial(adata.X), train_idx, val_idx, seed, rng)
+        model._train(data, val_lf, train_idx, val_idx, seed, rng, stream=stream)
         return model
 
     def _train(
         self,
-        data: dict[str, jax.Array],
-        lf: np.ndarray,
+        data: dict[str, Any],
+        val_lf: float,
         train_idx: np.ndarray,
         val_idx: np.ndarray,
         seed: int,
         rng: np.random.Generator,
+        *,
+        stream: bool = False,
     ) -> None:
+        """Train on ``data`` (device arrays; host counts and codes with ``stream``).
+
+        ``val_lf`` is the sum of log(x!) over the validation cells (the ELBO's constant).
+        """
         tc = self.train_config
         key = jax.random.key(seed, impl=TRAIN_PRNG)
         key, init_key = jax.random.split(key)
         batch_size = min(tc.batch_size, len(train_idx))
         n_steps = math.ceil(len(train_idx) / batch_size)
-        val_batches = tuple(
-            jnp.asarray(a) for a in _padded_batches(val_idx, min(1024, max(1, len(val_idx))))
-        )
-        first = {k: v[jnp.asarray(train_idx[:batch_size])] for k, v in data.items()}
+        val_batches = _padded_batches(val_idx, min(1024, max(1, len(val_idx))))
+        first_rows = train_idx[:batch_size]
+        if stream:
+            first = _host_chunk(data, first_rows)
+        else:
+            first = {k: v[jnp.asarray(first_rows)] for k, v in data.items()}
         optimizer = make_optimizer(tc)
         init, unravel, flat_shape = _init_fn(self.module, first)
-        val_lf = float(lf[val_idx].sum()) if len(val_idx) else 0.0
         n_epochs = tc.epochs_for(len(train_idx) + len(val_idx))
         logger.info(
             "training %s: %d train / %d validation cells, %d genes, %d samples, %d batches, "
-            "batch size %d, up to %d epochs, %d parameters",
+            "batch size %d, up to %d epochs, %d parameters%s",
             self.MODEL_NAME,
             len(train_idx),
             len(val_idx),
@@ -279,29 +331,41 @@ class FittedModel:
             batch_size,
             n_epochs,
             flat_shape.size,
+            ", minibatches streamed from the host" if stream else "",
         )
-        epoch_args = (
-            flat_shape,
-            jax.eval_shape(optimizer.init, flat_shape),
-            data,
-            jax.ShapeDtypeStruct((n_steps, batch_size), jnp.int32),
-            jax.ShapeDtypeStruct((n_steps, batch_size), jnp.float32),
-            *val_batches,
-            key,
-            jax.ShapeDtypeStruct((), jnp.float32),
-        )
+        opt_shape = jax.eval_shape(optimizer.init, flat_shape)
+        if stream:
+            runner: Any = _Streamer(
+                self.module, optimizer, unravel, data, batch_size, n_steps, val_batches, key
+            )
+            jobs = runner.compile_jobs(flat_shape, opt_shape)
+        else:
+            val_dev = tuple(jnp.asarray(a) for a in val_batches)
+            epoch_args = (
+                flat_shape,
+                opt_shape,
+                data,
+                jax.ShapeDtypeStruct((n_steps, batch_size), jnp.int32),
+                jax.ShapeDtypeStruct((n_steps, batch_size), jnp.float32),
+                *val_dev,
+                key,
+                jax.ShapeDtypeStruct((), jnp.float32),
+            )
+            jobs = [(_epoch_fn(self.module, optimizer, unravel), epoch_args)]
         start = time.perf_counter()
         # XLA releases the GIL: the epoch kernel (the largest) compiles in a thread while the
         # initialiser compiles and runs here.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            epoch_job = pool.submit(
-                _compile, _epoch_fn(self.module, optimizer, unravel), epoch_args
-            )
+            futures = [pool.submit(_compile, fn, args) for fn, args in jobs]
             flat = _compile(init, (init_key,), _ONE_OFF)(init_key)
             opt_state = jax.jit(optimizer.init)(flat)
-            train_epoch = epoch_job.result()
+            kernels = [f.result() for f in futures]
         self.compile_seconds = time.perf_counter() - start
         logger.info("initialised and compiled in %.1f s", self.compile_seconds)
+        if stream:
+            runner.kernels = kernels
+        else:
+            train_epoch = kernels[0]
         rows, best, since_best = [], math.inf, 0
         for epoch in range(n_epochs):
             start = time.perf_counter()
@@ -310,16 +374,21 @@ class FittedModel:
             )
             idx, weight = _padded_batches(rng.permutation(train_idx), batch_size)
             epoch_key = jax.random.fold_in(key, epoch)
-            flat, opt_state, sums, vsums = train_epoch(
-                flat,
-                opt_state,
-                data,
-                jnp.asarray(idx),
-                jnp.asarray(weight),
-                *val_batches,
-                epoch_key,
-                jnp.float32(kl_weight),
-            )
+            if stream:
+                flat, opt_state, sums, vsums = runner.epoch(
+                    flat, opt_state, idx, weight, epoch_key, kl_weight
+                )
+            else:
+                flat, opt_state, sums, vsums = train_epoch(
+                    flat,
+                    opt_state,
+                    data,
+                    jnp.asarray(idx),
+                    jnp.asarray(weight),
+                    *val_dev,
+                    epoch_key,
+                    jnp.float32(kl_weight),
+                )
             sums = {k: float(v) / len(train_idx) for k, v in sums.items()}
             row = {"epoch": epoch + 1, "kl_weight": kl_weight}
             row.update({f"train_{k}": v for k, v in sums.items()})
@@ -366,13 +435,17 @@ class FittedModel:
     def iter_chunks(
         self, adata: ad.AnnData, batch_size: int
     ) -> Iterator[tuple[int, dict[str, jax.Array]]]:
-        """Fixed-size chunks of cells (the last one padded), as device arrays, with their real size."""
+        """Fixed-size chunks of cells (the last one padded), as device arrays, with their real size.
+
+        Only a chunk's rows of the counts are densified: memory is bounded by the chunk.
+        """
         self.registry.check_genes(adata)
         codes = {k: self.registry.codes(adata, k) for k in ("sample", "batch", "label")}
+        x = adata.X  # once: a view's X is built anew at each access
         for start in range(0, adata.n_obs, batch_size):
             stop = min(start + batch_size, adata.n_obs)
             rows = np.arange(start, start + batch_size).clip(max=stop - 1)
-            chunk = {"x": jnp.asarray(_dense(adata.X[rows]))}
+            chunk = {"x": jnp.asarray(_rows(x, rows))}
             chunk.update({k: jnp.asarray(v[rows]) for k, v in codes.items()})
             yield stop - start, chunk
 
@@ -475,19 +548,22 @@ def _init_fn(module: nn.Module, chunk: dict[str, jax.Array]) -> tuple[Any, Any, 
     return init, unravel, jax.ShapeDtypeStruct((n_params,), jnp.float32)
 
 
-def _epoch_fn(module: nn.Module, optimizer: optax.GradientTransformation, unravel: Any) -> Any:
-    """One epoch: a scan of optimiser steps over the minibatch index matrix, then validation.
+def _train_step(module: nn.Module, optimizer: optax.GradientTransformation, unravel: Any) -> Any:
+    """Traceable optimiser step on one minibatch (cells of zero ``weight`` are padding).
 
-    Returns the new parameters and optimiser state and the sums of the loss terms over the
-    training cells (as they were when each step saw them) and over the validation cells (under the
-    new parameters, without dropout, KL weight 1).
+    Returns the new parameters and optimiser state and the weighted sums of the loss terms.
+    Both training paths (device-resident data, streamed chunks) take their steps with it.
     """
 
-    def step(carry: Any, inputs: Any, data: dict[str, jax.Array], kl_weight: jax.Array) -> Any:
-        flat, opt_state = carry
-        idx, weight, key = inputs
+    def step(
+        flat: jax.Array,
+        opt_state: Any,
+        chunk: dict[str, jax.Array],
+        weight: jax.Array,
+        key: jax.Array,
+        kl_weight: jax.Array,
+    ) -> Any:
         u_key, drop_key = jax.random.split(key)
-        chunk = {k: v[idx] for k, v in data.items()}
 
         def loss_fn(p: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
             terms = _apply_terms(
@@ -500,12 +576,37 @@ def _epoch_fn(module: nn.Module, optimizer: optax.GradientTransformation, unrave
 
         (_, sums), grads = jax.value_and_grad(loss_fn, has_aux=True)(flat)
         updates, opt_state = optimizer.update(grads, opt_state, flat)
-        return (optax.apply_updates(flat, updates), opt_state), sums
+        return optax.apply_updates(flat, updates), opt_state, sums
+
+    return step
+
+
+def _validation_sums(
+    module: nn.Module, params: Any, chunk: dict[str, jax.Array], weight: jax.Array, key: jax.Array
+) -> dict[str, jax.Array]:
+    """Traceable: weighted sums of the loss terms of one validation batch (no dropout)."""
+    terms = _apply_terms(module, params, chunk, {"u": key})
+    return {k: (weight * v).sum() for k, v in terms.items()}
+
+
+def _epoch_fn(module: nn.Module, optimizer: optax.GradientTransformation, unravel: Any) -> Any:
+    """One epoch: a scan of optimiser steps over the minibatch index matrix, then validation.
+
+    Returns the new parameters and optimiser state and the sums of the loss terms over the
+    training cells (as they were when each step saw them) and over the validation cells (under the
+    new parameters, without dropout, KL weight 1).
+    """
+    train_step = _train_step(module, optimizer, unravel)
+
+    def step(carry: Any, inputs: Any, data: dict[str, jax.Array], kl_weight: jax.Array) -> Any:
+        idx, weight, key = inputs
+        chunk = {k: v[idx] for k, v in data.items()}
+        flat, opt_state, sums = train_step(*carry, chunk, weight, key, kl_weight)
+        return (flat, opt_state), sums
 
     def validate(params: Any, data: dict[str, jax.Array], inputs: Any) -> Any:
         idx, weight, key = inputs
-        terms = _apply_terms(module, params, {k: v[idx] for k, v in data.items()}, {"u": key})
-        return {k: (weight * v).sum() for k, v in terms.items()}
+        return _validation_sums(module, params, {k: v[idx] for k, v in data.items()}, weight, key)
 
     @jax.jit
     def epoch(
@@ -533,6 +634,188 @@ def _epoch_fn(module: nn.Module, optimizer: optax.GradientTransformation, unrave
         return flat, opt_state, *total
 
     return epoch
+
+
+# ---------------------------------------------------------------------- streamed training
+def _host_chunk(data: dict[str, Any], rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Return the cells ``rows`` of host data: their counts densified (float32) and their codes."""
+    return {k: (_rows(v, rows) if k == "x" else np.asarray(v)[rows]) for k, v in data.items()}
+
+
+def _stream_steps_fn(
+    module: nn.Module, optimizer: optax.GradientTransformation, unravel: Any
+) -> Any:
+    """Build the kernel of a chunk of consecutive optimiser steps on densified minibatches.
+
+    The chunk's arrays are (k, batch, ...). Steps whose ``active`` flag is off (padding of an
+    epoch's last chunk) leave the parameters and optimiser state as they are and add nothing to the
+    sums. Returns the per-step sums (k,).
+    """
+    train_step = _train_step(module, optimizer, unravel)
+
+    @jax.jit
+    def steps(
+        flat: jax.Array,
+        opt_state: Any,
+        chunk: dict[str, jax.Array],
+        weight: jax.Array,
+        keys: jax.Array,
+        active: jax.Array,
+        kl_weight: jax.Array,
+    ) -> Any:
+        def run(carry: Any, batch: Any, w: jax.Array, key: jax.Array) -> Any:
+            flat, opt_state, sums = train_step(*carry, batch, w, key, kl_weight)
+            return (flat, opt_state), sums
+
+        def body(carry: Any, inputs: Any) -> Any:
+            batch, w, key, on = inputs
+            shapes = jax.eval_shape(run, carry, batch, w, key)[1]
+
+            def skip(carry: Any, *_: Any) -> Any:
+                return carry, jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+            return jax.lax.cond(on, run, skip, carry, batch, w, key)
+
+        (flat, opt_state), sums = jax.lax.scan(
+            body, (flat, opt_state), (chunk, weight, keys, active)
+        )
+        return flat, opt_state, sums
+
+    return steps
+
+
+def _stream_validation_fn(module: nn.Module, unravel: Any) -> Any:
+    """Build the kernel of the per-batch validation sums of a chunk of densified batches."""
+
+    @jax.jit
+    def validate(flat: jax.Array, chunk: dict[str, jax.Array], weight: jax.Array, keys: Any) -> Any:
+        params = unravel(flat)
+        _, sums = jax.lax.scan(
+            lambda c, i: (c, _validation_sums(module, params, *i)), None, (chunk, weight, keys)
+        )
+        return sums
+
+    return validate
+
+
+def _total(parts: list[dict[str, jax.Array]], n: int) -> dict[str, jax.Array]:
+    """Sum per-step sums over the first ``n`` steps (one reduction, as the resident epoch's)."""
+    return {k: _sum(jnp.concatenate([p[k] for p in parts])[:n]) for k in parts[0]}
+
+
+_sum = jax.jit(jnp.sum)
+
+
+class _Streamer:
+    """Run epochs on host data: minibatches densified a chunk at a time and fed to the device.
+
+    The steps, their keys and their order are those of the device-resident epoch
+    (:func:`_epoch_fn`); only the grouping of steps into kernel calls differs. At most two chunks
+    are in flight: the next one is densified on the host while the device runs the current one.
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        optimizer: optax.GradientTransformation,
+        unravel: Any,
+        data: dict[str, Any],
+        batch_size: int,
+        n_steps: int,
+        val_batches: tuple[np.ndarray, np.ndarray],
+        key: jax.Array,
+    ) -> None:
+        self.data = data
+        self.batch_size = batch_size
+        self.n_steps = n_steps
+        self.val_idx, self.val_weight = val_batches
+        n_genes = data["x"].shape[1]
+        self.k = max(1, min(n_steps, STREAM_CHUNK_BYTES // (batch_size * n_genes * 4)))
+        val_rows = self.val_idx.shape[1]
+        self.k_val = max(1, min(len(self.val_idx), STREAM_CHUNK_BYTES // (val_rows * n_genes * 4)))
+        self.steps_fn = _stream_steps_fn(module, optimizer, unravel)
+        self.val_fn = _stream_validation_fn(module, unravel)
+        self.key = key
+        self.kernels: list[Any] = []
+
+    def _chunk_struct(self, k: int, rows: int) -> dict[str, jax.ShapeDtypeStruct]:
+        n_genes = self.data["x"].shape[1]
+        out = {"x": jax.ShapeDtypeStruct((k, rows, n_genes), jnp.float32)}
+        for name in ("sample", "batch", "label"):
+            out[name] = jax.ShapeDtypeStruct((k, rows), jnp.asarray(self.data[name][:1]).dtype)
+        return out
+
+    def _keys_struct(self, k: int) -> Any:
+        return jax.eval_shape(lambda key: jax.random.split(key, k), self.key)
+
+    def compile_jobs(self, flat_shape: Any, opt_shape: Any) -> list[tuple[Any, tuple[Any, ...]]]:
+        """Return the kernels to compile (training and validation chunks) with argument shapes."""
+        steps_args = (
+            flat_shape,
+            opt_shape,
+            self._chunk_struct(self.k, self.batch_size),
+            jax.ShapeDtypeStruct((self.k, self.batch_size), jnp.float32),
+            self._keys_struct(self.k),
+            jax.ShapeDtypeStruct((self.k,), jnp.bool_),
+            jax.ShapeDtypeStruct((), jnp.float32),
+        )
+        val_rows = self.val_idx.shape[1]
+        val_args = (
+            flat_shape,
+            self._chunk_struct(self.k_val, val_rows),
+            jax.ShapeDtypeStruct((self.k_val, val_rows), jnp.float32),
+            self._keys_struct(self.k_val),
+        )
+        return [(self.steps_fn, steps_args), (self.val_fn, val_args)]
+
+    def _chunks(
+        self, idx: np.ndarray, weight: np.ndarray, keys: jax.Array, k: int
+    ) -> Iterator[tuple[dict[str, jax.Array], jax.Array, jax.Array, jax.Array]]:
+        """Chunks of ``k`` batches (the last padded with inactive, zero-weight repeats)."""
+        n = len(idx)
+        for start in range(0, n, k):
+            pick = np.arange(start, start + k).clip(max=n - 1)
+            active = np.arange(start, start + k) < n
+            rows = idx[pick]
+            chunk = _host_chunk(self.data, rows.ravel())
+            chunk = {name: v.reshape(*rows.shape, *v.shape[1:]) for name, v in chunk.items()}
+            yield (
+                {name: jnp.asarray(v) for name, v in chunk.items()},
+                jnp.asarray(np.where(active[:, None], weight[pick], 0.0).astype(np.float32)),
+                keys[jnp.asarray(pick)],
+                jnp.asarray(active),
+            )
+
+    def epoch(
+        self,
+        flat: jax.Array,
+        opt_state: Any,
+        idx: np.ndarray,
+        weight: np.ndarray,
+        key: jax.Array,
+        kl_weight: float,
+    ) -> tuple[jax.Array, Any, dict[str, jax.Array], dict[str, jax.Array]]:
+        """One epoch over the minibatches ``idx`` (as :func:`_epoch_fn`), then validation."""
+        train_kernel, val_kernel = self.kernels
+        train_key, val_key = jax.random.split(key)
+        keys = jax.random.split(train_key, len(idx))
+        kl = jnp.float32(kl_weight)
+        parts: list[dict[str, jax.Array]] = []
+        for chunk, w, chunk_keys, active in self._chunks(idx, weight, keys, self.k):
+            flat, opt_state, sums = train_kernel(flat, opt_state, chunk, w, chunk_keys, active, kl)
+            if parts:  # bound the chunks in flight: wait for the previous call
+                jax.block_until_ready(parts[-1])
+            parts.append(sums)
+        sums = _total(parts, len(idx))
+        val_keys = jax.random.split(val_key, len(self.val_idx))
+        val_parts: list[dict[str, jax.Array]] = []
+        for chunk, w, chunk_keys, _ in self._chunks(
+            self.val_idx, self.val_weight, val_keys, self.k_val
+        ):
+            val_parts.append(val_kernel(flat, chunk, w, chunk_keys))
+            if len(val_parts) > 1:
+                jax.block_until_ready(val_parts[-2])
+        return flat, opt_state, sums, _total(val_parts, len(self.val_idx))
 
 
 def _cell_loss_fn(module: nn.Module) -> Any:

@@ -143,6 +143,12 @@ class TrainConfig:
         Fraction of cells used for training; the rest is the validation set.
     early_stopping, patience
         Stop when the validation ELBO has not improved for ``patience`` epochs.
+    max_dense_gib
+        Largest dense copy of the counts (cells x genes float32), in GiB, that training puts on
+        the device. Data up to it sits on the device whole and an epoch is one kernel; above it,
+        the counts stay on the host as they are (sparse) and minibatches are densified a chunk
+        at a time and streamed to the device: the same steps with the same numbers, with memory
+        bounded by the chunk instead of cells x genes. ``0`` always streams, ``None`` never does.
     """
 
     max_epochs: int | None = None
@@ -155,8 +161,12 @@ class TrainConfig:
     train_size: float = 0.9
     early_stopping: bool = True
     patience: int = 15
+    max_dense_gib: float | None = 2.0
 
     def __post_init__(self) -> None:
+        if self.max_dense_gib is not None and not self.max_dense_gib >= 0.0:
+            msg = f"max_dense_gib must be >= 0 or None (got {self.max_dense_gib})"
+            raise ValueError(msg)
         if not 0.0 < self.train_size <= 1.0:
             msg = f"train_size must lie in (0, 1] (got {self.train_size})"
             raise ValueError(msg)
@@ -174,3 +184,9 @@ class TrainConfig:
         if self.max_epochs is not None:
             return self.max_epochs
         return max(1, min(round(20_000 / n_cells * 400), 400))
+
+    def streams(self, n_cells: int, n_genes: int) -> bool:
+        """Return whether training on ``n_cells x n_genes`` streams minibatches from the host."""
+        if self.max_dense_gib is None:
+            return False
+        return n_cells * n_genes * 4 > self.max_dense_gib * 1024**3

@@ -1,0 +1,46 @@
+# Job resources that grow with the data, shared by the rule files (included before them).
+#
+# Every rule declares threads, mem_mb and runtime (minutes). A rule whose memory or run time grows
+# with the number of cells computes them from the total size of its input files (Snakemake's
+# `input.size_mb`, known once the inputs exist; a dry run shows <TBD> before): `grow(floor, per_mb)` is
+# max(floor, per_mb x input MB), times the attempt number (a job rerun by `--retries` after running
+# out of memory or time asks for twice as much). The floors are the values the rules had before,
+# so runs of the default size ask for what they always did (there the measured peaks are 0.2-1.5
+# GB for a 26 MB preprocessed file: bench/RESULTS.md). The factors are rough, generous linear
+# bounds for larger data, not fits: they assume peak memory of at most a few times the input
+# (MrVI's analyses peaked at 1.6-3.1 GB for 200,000 cells) and run time linear in the cells.
+# Memory is what a cluster scheduler reserves; a local run (`--cores`) ignores it unless
+# `--resources mem_mb=...` is given.
+
+import math
+import os
+
+# JAX reserves 75 % of a GPU's memory when it starts unless told not to; jobs that share a GPU (or
+# a GPU node) then fail. Set here, before any job starts, so that every executor passes it on (the
+# SLURM plugin submits with --export=ALL and each job reads this file again); a value set by the
+# user wins.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+
+def grow(floor, per_mb):
+    """Resource callable: ``max(floor, per_mb * input MB) * attempt``, rounded up."""
+
+    def size(wildcards, input, attempt):
+        return math.ceil(max(floor, per_mb * input.size_mb) * attempt)
+
+    return size
+
+
+def simulated_mem_mb(wildcards, attempt):
+    """Memory of rule simulate_base: 1.5 GB of process plus about 10 bytes per simulated count
+    (sparse chunks, then one stacked copy), at least 4,000 MB; times the attempt."""
+    source = DATASETS[wildcards.dataset]["source"]
+    counts = source.get("n_cells", 10_000) * source.get("n_genes", 2_000)
+    return math.ceil(max(4000, 1500 + 10 * counts / 1e6) * attempt)
+
+
+def simulated_runtime(wildcards, attempt):
+    """Run time (minutes) of rule simulate_base: about 1 minute per 10^8 counts, at least 30."""
+    source = DATASETS[wildcards.dataset]["source"]
+    counts = source.get("n_cells", 10_000) * source.get("n_genes", 2_000)
+    return math.ceil(max(30, counts / 1e8) * attempt)
