@@ -1,21 +1,23 @@
 """Small synthetic stand-ins of the paper's published files, in their exact formats and schemas.
 
 The real files cannot be downloaded on machines without internet (and one needs a sign-in), so the
-download and preprocessing rules of the COVID-19, sci-Plex 3 and IBD entries are exercised on these:
-same file types, ``obs``/``var`` column names, categories, count layouts and quirks (a title line
-in Table S3, the portal's ``TYPE`` row, log-normalised ``X`` with counts in ``layers['raw']``,
-antibody features, drug names spelled differently in two files), with simulated counts. Schemas:
-``shared/reference/paper_datasets.md`` (sections B-D); where it marks a detail unverified, the
-stand-in follows its best guess and the reader does not depend on it.
+download and preprocessing rules of the PBMC 68k, COVID-19, sci-Plex 3 and IBD entries are
+exercised on these: same file types, ``obs``/``var`` column names, categories, count layouts and
+quirks (a title line in Table S3, the portal's ``TYPE`` row, log-normalised ``X`` with counts in
+``layers['raw']``, antibody features, drug names spelled differently in two files), with simulated
+counts. Schemas: ``shared/reference/paper_datasets.md`` (sections A-D); where it marks a detail
+unverified, the stand-in follows its best guess and the reader does not depend on it.
 
-Each writer returns the registry keys it wrote (paths relative to ``root``) so that a test can
-serve them or place them; they take a seed and are deterministic.
+The dataset writers return the registry keys they wrote (paths relative to ``root``) so that a
+test can serve them or place them; they take a seed and are deterministic.
 """
 
 from __future__ import annotations
 
 import io
+import tarfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import anndata as ad
 import numpy as np
@@ -24,6 +26,9 @@ import scipy.io
 from scipy import sparse
 
 from ._simulate import SimulationParams, simulate_base
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 #: The 23 ``obs`` columns of ``haniffa21.processed.h5ad``, in the file's order.
 COVID_OBS = (
@@ -94,6 +99,47 @@ IBD_METADATA = {
     "species__ontology_label": "group",
     "sex": "group",
 }
+
+
+def write_10x_archive(
+    path: str | Path,
+    counts: Any,
+    gene_ids: Sequence[str],
+    symbols: Sequence[str],
+    barcodes: Sequence[str],
+    *,
+    matrix_dir: str | None = None,
+    skip: Sequence[str] = (),
+) -> str | Path:
+    """Write a Cell Ranger 1.x matrix archive as 10x publishes PBMC 68k (its download's stand-in).
+
+    Folders ``filtered_matrices_mex/hg19/`` (or ``matrix_dir``) holding plain ``matrix.mtx``
+    (integer, genes x cells, from ``counts``: cells x genes, sparse), ``genes.tsv`` (Ensembl ID,
+    symbol; no header) and ``barcodes.tsv``; files named in ``skip`` are left out.
+    """
+    matrix_dir = matrix_dir or "filtered_matrices_mex/hg19"
+    mtx = io.BytesIO()
+    scipy.io.mmwrite(mtx, sparse.coo_matrix(np.asarray(counts.T.todense(), dtype=np.int64)))
+    files = {
+        "matrix.mtx": mtx.getvalue(),
+        "genes.tsv": "".join(
+            f"{g}\t{s}\n" for g, s in zip(gene_ids, symbols, strict=True)
+        ).encode(),
+        "barcodes.tsv": "".join(f"{b}\n" for b in barcodes).encode(),
+    }
+    with tarfile.open(path, "w:gz") as tar:
+        parts = matrix_dir.split("/")
+        for i in range(1, len(parts) + 1):
+            info = tarfile.TarInfo("/".join(parts[:i]) + "/")
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
+        for name, data in files.items():
+            if name in skip:
+                continue
+            info = tarfile.TarInfo(f"{matrix_dir}/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
 
 
 def _counts(n_cells: int, n_genes: int, n_samples: int, seed: int) -> ad.AnnData:
