@@ -274,3 +274,32 @@ def test_drop_small_samples_is_logged(repo, files, caplog):
         out = build_dataset(spec, {"source": files / COVID})
     assert set(out.obs["patient_id"]) == set(sizes.index[2:])
     assert f"dropped 2 samples with fewer than {threshold} cells" in caplog.text
+
+
+def test_ibd_donors_from_biosample_ids_when_absent(repo, files, tmp_path):
+    bad = tmp_path / "ibd"
+    bad.mkdir()
+    for f in (files / "ibd").iterdir():
+        (bad / f.name).write_bytes(f.read_bytes())
+    meta = pd.read_csv(bad / "scp_metadata_combined.v2.txt", sep="\t", dtype=str)
+    meta.drop(columns="donor_id").to_csv(
+        bad / "scp_metadata_combined.v2.txt", sep="\t", index=False
+    )
+    spec = shipped(repo, "ibd", hvg={"n_top_genes": 150})
+    out = build_dataset(spec, ibd_inputs(spec, tmp_path))
+    expected = out.obs["biosample_id"].astype(str).str.split("_").str[0]
+    assert (out.obs["donor_id"].astype(str) == expected).all()
+    assert set(out.obs["behavior"]) == {"B1", "B2", "B3", "control"}  # the join still works
+
+
+def test_subset_of_an_in_memory_source(files):
+    from mrvi_repro.data import SubsetSpec, apply_subset
+
+    adata = ad.read_h5ad(files / COVID)
+    subset = SubsetSpec(obs={"Site": ("Ncl",)}, drop_var_prefixes=("AB",))
+    out = apply_subset(adata, subset)
+    assert set(out.obs["Site"]) == {"Ncl"} and out.n_obs == (adata.obs["Site"] == "Ncl").sum()
+    assert out.n_vars == adata.n_vars - 5
+    assert apply_subset(adata, None) is adata
+    with pytest.raises(SchemaError, match="obs has no column 'Region'"):
+        apply_subset(adata, SubsetSpec(obs={"Region": ("x",)}))

@@ -36,7 +36,8 @@ def resolve_path(path):
 
 
 def load_dataset_entry(path):
-    """Read, schema-validate and parse one dataset entry; relative source paths are resolved."""
+    """Read, schema-validate and parse one dataset entry: (name, entry, DatasetSpec); relative
+    paths of local files are resolved."""
     name = Path(path).stem
     file = resolve_path(path)
     if not file.exists():
@@ -46,29 +47,32 @@ def load_dataset_entry(path):
         check_schema(
             entry, SCHEMAS / "dataset.schema.yaml", where=f"dataset entry {str(file)!r}"
         )
-        DatasetSpec.from_dict(name, entry)
+        for section in ("source", "sample_metadata"):
+            if (entry.get(section) or {}).get("path") is not None:
+                entry[section]["path"] = str(
+                    resolve_path(entry[section]["path"]).resolve()
+                )
+        spec = DatasetSpec.from_dict(name, entry)
     except SpecError as err:
         raise WorkflowError(str(err)) from None
-    for section in ("source", "sample_metadata"):
-        if (entry.get(section) or {}).get("path") is not None:
-            entry[section]["path"] = str(resolve_path(entry[section]["path"]).resolve())
-    return name, entry
+    return name, entry, spec
 
 
 def load_datasets(paths):
-    """Dataset name (entry file stem) -> entry, refusing two entries with one name."""
-    datasets = {}
+    """Dataset name (entry file stem) -> entry, and -> its parsed DatasetSpec; two entries with
+    one name are refused."""
+    datasets, specs = {}, {}
     for path in paths:
-        name, entry = load_dataset_entry(path)
+        name, entry, spec = load_dataset_entry(path)
         if name in datasets:
             raise WorkflowError(
                 f"two dataset entry files are named {name!r}: names must be unique"
             )
-        datasets[name] = entry
-    return datasets
+        datasets[name], specs[name] = entry, spec
+    return datasets, specs
 
 
-DATASETS = load_datasets(config["datasets"])
+DATASETS, SPECS = load_datasets(config["datasets"])
 
 #: The download registry (config/downloads.yaml or config["downloads"]["registry"]): files from
 #: outside the workflow, fetched by rule `download` into resources/.
@@ -79,11 +83,11 @@ except (OSError, RegistryError) as err:
     raise WorkflowError(f"download registry: {err}") from None
 
 
-def check_resources(datasets, registry):
+def check_resources(specs, registry):
     """Refuse a dataset that names a file (source, recipe or sample table) that is not in the
     download registry."""
-    for name, entry in datasets.items():
-        for resource in DatasetSpec.from_dict(name, entry).resources():
+    for name, spec in specs.items():
+        for resource in spec.resources():
             if resource not in registry:
                 raise WorkflowError(
                     f"dataset {name!r}: resource {resource!r} is not a key of the download "
@@ -91,14 +95,14 @@ def check_resources(datasets, registry):
                 )
 
 
-check_resources(DATASETS, REGISTRY)
+check_resources(SPECS, REGISTRY)
 
 SIMULATED = [n for n, e in DATASETS.items() if e["source"]["kind"] == "simulate"]
 #: Shared sci-Plex screen steps (rule sciplex_screen): key -> settings, and each sci-Plex
 #: dataset's key. Cell-line entries with equal screen settings share one run.
 SCIPLEX_SCREENS, SCIPLEX_SCREEN_OF = {}, {}
-for _name, _entry in DATASETS.items():
-    _screen = DatasetSpec.from_dict(_name, _entry).sciplex_screen()
+for _name, _spec in SPECS.items():
+    _screen = _spec.sciplex_screen()
     if _screen is not None:
         SCIPLEX_SCREENS[_screen.key()] = _screen
         SCIPLEX_SCREEN_OF[_name] = _screen.key()
@@ -179,7 +183,7 @@ def get_dataset_inputs(wildcards):
     file, the bundles, or for a sci-Plex cell line the shared screen), plus the recipe's
     cell-cycle genes and the sample metadata table when the entry reads them."""
     name = wildcards.dataset
-    spec = DatasetSpec.from_dict(name, DATASETS[name])
+    spec = SPECS[name]
     inputs = {}
     if name in SIMULATED:
         inputs["source"] = f"results/{name}/raw/base.h5ad"

@@ -20,14 +20,13 @@ from scipy import sparse
 from ._readers import read_sample_metadata, read_source
 from ._recipes import (
     covid_covariates,
-    drop_small_samples,
     ibd_covariates,
     sciplex_cell_line,
     sciplex_screen,
 )
 from ._semisynthetic import make_semisynthetic
 from ._spec import CovidRecipe, IbdRecipe, SciplexRecipe, SciplexScreen
-from ._validate import DataContractError, count_problems, validate_adata
+from ._validate import DataContractError, _listing, count_problems, validate_adata
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -84,6 +83,22 @@ def select_hvgs(adata: ad.AnnData, params: HVGParams) -> ad.AnnData:
         subset=True,
     )
     logger.info("HVG (%s): kept %d genes", params.flavor, adata.n_vars)
+    return adata
+
+
+def drop_small_samples(adata: ad.AnnData, sample_key: str, min_cells: int) -> ad.AnnData:
+    """Drop the samples with fewer than ``min_cells`` cells, naming them in the log."""
+    sizes = adata.obs[sample_key].value_counts()
+    small = sizes.index[sizes < min_cells]
+    if len(small):
+        logger.info(
+            "dropped %d samples with fewer than %d cells (%d cells): %s",
+            len(small),
+            min_cells,
+            int(sizes[small].sum()),
+            _listing(list(small.astype(str))),
+        )
+        adata = adata[~adata.obs[sample_key].isin(small)].copy()
     return adata
 
 

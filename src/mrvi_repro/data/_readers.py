@@ -169,14 +169,7 @@ def read_h5ad_counts(
         obs = read_elem(f["obs"])
         rows = _kept_rows(obs, subset, path)
         where, elem, var = _counts_matrix(f, path, counts_layer, rows)
-        cols = np.ones(len(var), dtype=bool)
-        for prefix in subset.drop_var_prefixes if subset is not None else ():
-            dropped = var.index.astype(str).str.startswith(prefix)
-            if dropped.any():
-                logger.info(
-                    "dropped %d genes whose names start with %r", int(dropped.sum()), prefix
-                )
-            cols &= ~np.asarray(dropped)
+        cols = _kept_genes(var.index, subset)
         x = _read_block_rows(elem, rows, cols)
     problems = count_problems(x, where=f"{path.name}:{where}")
     if problems:
@@ -221,6 +214,17 @@ def _kept_rows(obs: pd.DataFrame, subset: SubsetSpec | None, path: Path) -> np.n
         msg = f"{path.name}: subset.obs keeps no cell"
         raise SchemaError(msg)
     return rows
+
+
+def _kept_genes(names: pd.Index, subset: SubsetSpec | None) -> np.ndarray:
+    """Boolean mask of the genes ``subset.drop_var_prefixes`` keeps, logging each prefix's drops."""
+    cols = np.ones(len(names), dtype=bool)
+    for prefix in subset.drop_var_prefixes if subset is not None else ():
+        dropped = np.asarray(names.astype(str).str.startswith(prefix))
+        if dropped.any():
+            logger.info("dropped %d genes whose names start with %r", int(dropped.sum()), prefix)
+        cols &= ~dropped
+    return cols
 
 
 def _counts_matrix(
@@ -502,12 +506,7 @@ def apply_subset(adata: ad.AnnData, subset: SubsetSpec | None) -> ad.AnnData:
     if subset is None:
         return adata
     rows = _kept_rows(adata.obs, subset, Path("data"))
-    cols = np.ones(adata.n_vars, dtype=bool)
-    for prefix in subset.drop_var_prefixes:
-        dropped = np.asarray(adata.var_names.astype(str).str.startswith(prefix))
-        if dropped.any():
-            logger.info("dropped %d genes whose names start with %r", int(dropped.sum()), prefix)
-        cols &= ~dropped
+    cols = _kept_genes(adata.var_names, subset)
     return adata[rows, cols].copy() if not (rows.all() and cols.all()) else adata
 
 

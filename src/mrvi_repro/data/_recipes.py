@@ -21,7 +21,7 @@ from scipy import sparse
 from ._readers import SchemaError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable
 
     import anndata as ad
 
@@ -310,24 +310,3 @@ def sciplex_cell_line(
     adata.obs["phase"] = adata.obs["phase"].astype("category")
     logger.info("phase: %s", adata.obs["phase"].value_counts().to_dict())
     return adata
-
-
-def drop_small_samples(adata: ad.AnnData, sample_key: str, min_cells: int) -> ad.AnnData:
-    """Drop the samples with fewer than ``min_cells`` cells, naming them in the log."""
-    sizes = adata.obs[sample_key].value_counts()
-    small = sizes.index[sizes < min_cells]
-    if len(small):
-        logger.info(
-            "dropped %d samples with fewer than %d cells (%d cells): %s",
-            len(small),
-            min_cells,
-            int(sizes[small].sum()),
-            _shown(small.astype(str)),
-        )
-        adata = adata[~adata.obs[sample_key].isin(small)].copy()
-    return adata
-
-
-def _shown(values: Sequence[str], n: int = 10) -> str:
-    values = list(values)
-    return ", ".join(values[:n]) + (f" and {len(values) - n} more" if len(values) > n else "")

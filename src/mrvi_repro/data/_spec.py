@@ -265,14 +265,7 @@ class SciplexScreen:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (rule params; :meth:`from_dict` inverts it)."""
-        out = dataclasses.asdict(self)
-        out["cell_lines"] = list(self.cell_lines)
-        if self.subset is not None:
-            out["subset"] = {
-                "obs": {k: list(v) for k, v in self.subset.obs.items()},
-                "drop_var_prefixes": list(self.subset.drop_var_prefixes),
-            }
-        return out
+        return json.loads(json.dumps(dataclasses.asdict(self)))  # tuples -> lists
 
     @classmethod
     def from_dict(cls, entry: dict[str, Any]) -> SciplexScreen:

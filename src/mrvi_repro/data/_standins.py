@@ -303,6 +303,7 @@ def write_sciplex_standin(
         block = slice(0, 43) if phase_genes[i] == 0 else slice(43, 97)
         mean[i, block] *= 6.0
     line_effect = {line: rng.normal(0, 0.5, n_genes) for line in lines}
+    effects = {d[0]: d[1] for d in SCIPLEX_DRUGS}
     drug_genes = {
         d[0]: rng.choice(n_genes, size=n_genes // 2, replace=False) for d in SCIPLEX_DRUGS
     }
@@ -310,7 +311,7 @@ def write_sciplex_standin(
         obs[["cell_type", "product_name", "dose"]].itertuples(index=False)
     ):
         mean[i] *= np.exp(line_effect[line])
-        effect = {d[0]: d[1] for d in SCIPLEX_DRUGS}.get(name, 0.0)
+        effect = effects.get(name, 0.0)
         if name == "SNS-314" and line != "A549":
             effect = 0.0
         if effect:
