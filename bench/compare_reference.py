@@ -12,7 +12,7 @@ Steps
 1. Unless ``--backends none``: make sure the reference venv (``bench/.reference-venv``, Python
    3.11, scvi-tools 1.4.2 with JAX and CPU torch) exists and imports ``scvi``; otherwise build it
    with ``bash bench/reference_env.sh`` (about a minute; torch comes from the local CPU wheel).
-2. Simulate one dataset (``train_throughput.write_dataset``: :func:`mrvi_repro.data.simulate_base`
+2. Simulate one dataset (``train_throughput.write_dataset``: :func:`mrvi_repro.data.simulate.simulate_base`
    with 5 cell types, seeded by ``--seed``) and write it as ``data.h5ad`` with the seeded 90 / 10
    training rows in ``train_indices.npy`` (into ``--workdir``, default a temporary folder that is
    removed afterwards).

@@ -11,13 +11,13 @@ Exactly one JSON line goes to stdout; everything else (our log, JAX warnings) go
 
 Data
 ----
-Without ``--h5ad`` the counts come from :func:`mrvi_repro.data.simulate_base` with 5 cell types
+Without ``--h5ad`` the counts come from :func:`mrvi_repro.data.simulate.simulate_base` with 5 cell types
 (negative-binomial counts, samples nested in batches; ``--seed`` seeds the simulation) and the
 split is a seeded random 90 / 10 train / validation split (:func:`train_split`, also seeded by
 ``--seed``). The simulation runs in a *spawned child process* that writes the data to a temporary
 ``.h5ad`` + ``.npy``; this process then reads them exactly as it reads ``--h5ad`` /
 ``--train-indices``. So the peak RSS reported never contains the simulator's working memory, nor
-scanpy (which ``mrvi_repro.data`` imports), and it is measured the same way as the reference's
+scanpy (which ``mrvi_repro.data.simulate`` imports), and it is measured the same way as the reference's
 (``bench/reference_runner.py`` also reads an ``.h5ad``). ``bench/compare_reference.py`` writes the
 data once and passes the same files to both models. ``--n-cells`` ... ``--n-batches`` are ignored
 when ``--h5ad`` is given (the record reports the data's actual sizes).
@@ -164,7 +164,7 @@ def write_dataset(
     out_dir
         Folder to write into (created).
     n_cells, n_genes, n_samples, n_batches, seed
-        Passed to :class:`mrvi_repro.data.SimulationParams` (5 cell types); ``seed`` also seeds
+        Passed to :class:`mrvi_repro.settings.data.SimulationParams` (5 cell types); ``seed`` also seeds
         the split.
 
     Returns
@@ -172,7 +172,8 @@ def write_dataset(
     h5ad, train_indices
         Paths of the two files.
     """
-    from mrvi_repro.data import SimulationParams, simulate_base
+    from mrvi_repro.data.simulate import simulate_base
+    from mrvi_repro.settings.data import SimulationParams
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from mrvi_repro.data import SemisyntheticParams, SimulationParams, make_semisynthetic, simulate_base
-from mrvi_repro.data._standins import write_10x_archive
+from mrvi_repro.data.semisynthetic import make_semisynthetic
+from mrvi_repro.data.simulate import simulate_base
+from mrvi_repro.settings.data import SemisyntheticParams, SimulationParams
+from mrvi_repro.testing.standins import write_10x_archive
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -142,26 +142,3 @@ def test_tiled_reduction_with_unbalanced_samples_equals_naive(block):
     )
     assert np.isneginf(got[ref_sample == 0, 0]).all()
     assert np.isfinite(got[ref_sample != 0, 0]).all()
-
-
-def test_workflow_da_subsamples_references_only_for_large_data(
-    tiny_semi, tiny_semi_mrvi, monkeypatch
-):
-    import mrvi_repro.analysis._workflow as wf
-    from mrvi_repro.data import DatasetSpec
-
-    entry = {
-        "source": {"kind": "simulate"},
-        "sample_key": "sample_assignment",
-        "sample_covariates": ["covariate_2_strong"],
-    }
-    spec = DatasetSpec.from_dict("tiny", entry)
-    full = wf.mrvi_da(tiny_semi_mrvi, tiny_semi, spec)
-    assert full.attrs["max_cells_per_sample"] == -1
-    monkeypatch.setattr(wf, "DA_REFERENCE_CELLS", 2000)
-    capped = wf.mrvi_da(tiny_semi_mrvi, tiny_semi, spec)
-    n_samples = len(tiny_semi_mrvi.registry.samples)
-    assert capped.attrs["max_cells_per_sample"] == -(-2000 // n_samples)
-    ratio = capped["log_ratio_covariate_2_strong"].values
-    assert np.isfinite(ratio).all()
-    assert np.corrcoef(ratio, full["log_ratio_covariate_2_strong"].values)[0, 1] > 0.9

@@ -10,17 +10,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from mrvi_repro.data import (
-    DataContractError,
-    DatasetSpec,
-    SchemaError,
-    build_dataset,
-    build_sciplex_screen,
-    read_h5ad_counts,
-    read_scp_metadata,
-    validate_adata,
-)
-from mrvi_repro.data._standins import (
+from mrvi_repro.data.contract import DataContractError, validate_adata
+from mrvi_repro.data.preprocess import build_sciplex_screen
+from mrvi_repro.data.readers import SchemaError, read_h5ad_counts, read_scp_metadata
+from mrvi_repro.pipeline import DatasetSpec
+from mrvi_repro.pipeline.data import build_dataset
+from mrvi_repro.testing.standins import (
     SCIPLEX_OBS_ALL,
     write_covid_standin,
     write_ibd_standin,
@@ -293,7 +288,8 @@ def test_ibd_donors_from_biosample_ids_when_absent(repo, files, tmp_path):
 
 
 def test_subset_of_an_in_memory_source(files):
-    from mrvi_repro.data import SubsetSpec, apply_subset
+    from mrvi_repro.data.readers import apply_subset
+    from mrvi_repro.settings.data import SubsetSpec
 
     adata = ad.read_h5ad(files / COVID)
     subset = SubsetSpec(obs={"Site": ("Ncl",)}, drop_var_prefixes=("AB",))

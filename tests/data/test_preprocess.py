@@ -4,15 +4,10 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from mrvi_repro.data import (
-    DataContractError,
-    DatasetSpec,
-    build_dataset,
-    count_problems,
-    counts_to_x,
-    preprocess_dataset,
-    sample_table,
-)
+from mrvi_repro.data.contract import DataContractError, count_problems
+from mrvi_repro.data.preprocess import counts_to_x, sample_table
+from mrvi_repro.pipeline import DatasetSpec
+from mrvi_repro.pipeline.data import build_dataset, preprocess_dataset
 
 SEMI_ENTRY = {
     "source": {"kind": "simulate"},

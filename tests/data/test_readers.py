@@ -12,19 +12,11 @@ import pytest
 import yaml
 from scipy import sparse
 
-from mrvi_repro.data import (
-    MTX_MEMBERS,
-    ArchiveError,
-    DataContractError,
-    DatasetSpec,
-    H5adSource,
-    SimulationParams,
-    TenxMtxTarSource,
-    check_schema,
-    load_registry,
-    read_10x_mtx_tar,
-    read_source,
-)
+from mrvi_repro.data.contract import DataContractError
+from mrvi_repro.data.download import load_registry
+from mrvi_repro.data.readers import MTX_MEMBERS, ArchiveError, read_10x_mtx_tar, read_source
+from mrvi_repro.pipeline import DatasetSpec, check_schema
+from mrvi_repro.settings.data import H5adSource, SimulationParams, TenxMtxTarSource
 
 N_CELLS, N_GENES = 300, 200
 

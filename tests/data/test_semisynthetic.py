@@ -5,7 +5,9 @@ from scipy import stats
 from scipy.cluster import hierarchy
 from scipy.spatial.distance import pdist, squareform
 
-from mrvi_repro.data import SUBSETS, SemisyntheticParams, make_semisynthetic, validate_adata
+from mrvi_repro.data.contract import validate_adata
+from mrvi_repro.data.semisynthetic import SUBSETS, make_semisynthetic
+from mrvi_repro.settings.data import SemisyntheticParams
 
 KEY = "sample_assignment"
 

@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from mrvi_repro.data import SimulationParams, count_problems, simulate_base
+from mrvi_repro.data.contract import count_problems
+from mrvi_repro.data.simulate import simulate_base
+from mrvi_repro.settings.data import SimulationParams
 
 
 def _log_means(adata, mask):

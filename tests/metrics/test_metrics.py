@@ -10,7 +10,7 @@ import pytest
 import xarray as xr
 from scipy.cluster.hierarchy import ClusterNode
 
-from mrvi_repro.data._semisynthetic import _subject_linkage
+from mrvi_repro.data.semisynthetic import _subject_linkage
 from mrvi_repro.metrics import (
     SUMMARY_COLUMNS,
     Correlation,

@@ -12,7 +12,7 @@ from mrvi_repro.model._components import (
     NormalOutput,
     ResnetBlock,
 )
-from mrvi_repro.model._module import lgamma_positive
+from mrvi_repro.model._likelihoods import lgamma_positive
 
 KEY = jax.random.key(0)
 

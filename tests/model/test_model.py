@@ -6,8 +6,9 @@ from scipy.stats import chi2
 from sklearn.metrics import silhouette_score
 from sklearn.neighbors import NearestNeighbors
 
-from mrvi_repro.data import SimulationParams, simulate_base
+from mrvi_repro.data.simulate import simulate_base
 from mrvi_repro.model import MrVI, MrVIConfig, TrainConfig
+from mrvi_repro.settings.data import SimulationParams
 
 SMALL = MrVIConfig(n_latent=12, n_latent_u=5, encoder_n_hidden=32, n_mixture=5)
 

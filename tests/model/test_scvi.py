@@ -4,8 +4,9 @@ import scanpy as sc
 from sklearn.metrics import silhouette_score
 from sklearn.neighbors import NearestNeighbors
 
-from mrvi_repro.data import SimulationParams, simulate_base
+from mrvi_repro.data.simulate import simulate_base
 from mrvi_repro.model import SCVI, MrVI, SCVIConfig, TrainConfig
+from mrvi_repro.settings.data import SimulationParams
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,11 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-import mrvi_repro.model._base as base
-from mrvi_repro.data import SimulationParams, simulate_base
+import mrvi_repro.model._data as host
+import mrvi_repro.model._streaming as streaming
+from mrvi_repro.data.simulate import simulate_base
 from mrvi_repro.model import SCVI, MrVI, MrVIConfig, SCVIConfig, TrainConfig, log_factorial
+from mrvi_repro.settings.data import SimulationParams
 
 SMALL = MrVIConfig(n_latent=8, n_latent_u=4, encoder_n_hidden=16, n_mixture=3)
 
@@ -38,10 +40,10 @@ def _same_model(a, b):
 def test_streamed_training_takes_the_same_steps(cells, monkeypatch):
     # chunks of 4 steps: 21 steps per epoch -> 5 full chunks and one padded with 3 inactive steps;
     # one validation batch per chunk -> two validation chunks
-    monkeypatch.setattr(base, "STREAM_CHUNK_BYTES", 4 * 64 * cells.n_vars * 4)
+    monkeypatch.setattr(streaming, "STREAM_CHUNK_BYTES", 4 * 64 * cells.n_vars * 4)
     shapes = []
-    dense = base._dense
-    monkeypatch.setattr(base, "_dense", lambda x: shapes.append(x.shape) or dense(x))
+    dense = host._dense
+    monkeypatch.setattr(host, "_dense", lambda x: shapes.append(x.shape) or dense(x))
 
     def fit(max_dense_gib):
         train = TrainConfig(
@@ -104,7 +106,7 @@ def test_empty_cells_are_refused_when_streaming(cells):
 
 def test_log_factorial_in_row_blocks_equals_one_pass(cells, monkeypatch):
     whole = log_factorial(cells.X)
-    monkeypatch.setattr(base, "_HOST_BLOCK_ROWS", 97)
+    monkeypatch.setattr(host, "_HOST_BLOCK_ROWS", 97)
     np.testing.assert_array_equal(log_factorial(cells.X), whole)
     np.testing.assert_allclose(log_factorial(cells.X.toarray()), whole, rtol=1e-12)
-    np.testing.assert_array_equal(base._row_sums(cells.X), np.asarray(cells.X.sum(1)).ravel())
+    np.testing.assert_array_equal(host._row_sums(cells.X), np.asarray(cells.X.sum(1)).ravel())

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 import yaml
 
-from mrvi_repro.data import read_lock
+from mrvi_repro.data.download import read_lock
 
 pytestmark = pytest.mark.workflow
 

@@ -1,6 +1,6 @@
 """The paper's COVID-19, sci-Plex and IBD entries, from rule download to preprocessed.h5ad.
 
-Stand-ins of the published files (``mrvi_repro.data._standins``) are served on 127.0.0.1 where the
+Stand-ins of the published files (``mrvi_repro.testing.standins``) are served on 127.0.0.1 where the
 registry has a URL, and placed in the manual folder where it asks for a hand download (IBD, Table
 S3); the shipped registry and entries are used, with stand-in-sized thresholds.
 """
@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from mrvi_repro.data import read_lock, validate_adata
-from mrvi_repro.data._standins import (
+from mrvi_repro.data.contract import validate_adata
+from mrvi_repro.data.download import read_lock
+from mrvi_repro.testing.standins import (
     write_covid_standin,
     write_ibd_standin,
     write_sciplex_standin,

@@ -7,7 +7,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from mrvi_repro.data import SimulationParams, file_digest, read_lock, simulate_base, validate_adata
+from mrvi_repro.data.contract import validate_adata
+from mrvi_repro.data.download import file_digest, read_lock
+from mrvi_repro.data.simulate import simulate_base
+from mrvi_repro.settings.data import SimulationParams
 
 pytestmark = pytest.mark.workflow
 

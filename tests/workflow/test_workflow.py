@@ -11,8 +11,10 @@ import pytest
 import xarray as xr
 import yaml
 
-from mrvi_repro.data import SimulationParams, simulate_base, validate_adata
+from mrvi_repro.data.contract import validate_adata
+from mrvi_repro.data.simulate import simulate_base
 from mrvi_repro.plotting import FIG2_PANELS
+from mrvi_repro.settings.data import SimulationParams
 
 pytestmark = pytest.mark.workflow
 

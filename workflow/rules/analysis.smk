@@ -4,14 +4,16 @@
 
 rule sample_distances:
     input:
-        model="results/{dataset}/model/mrvi",
-        h5ad="results/{dataset}/data/preprocessed.h5ad",
+        model=rules.fit_mrvi.output.model,
+        h5ad=rules.preprocess_dataset.output.h5ad,
     output:
         "results/{dataset}/analysis/sample_distances.nc",
     log:
         "results/{dataset}/logs/sample_distances.log",
     benchmark:
         "results/{dataset}/benchmarks/sample_distances.tsv"
+    conda:
+        CONDA_ENV
     threads: 2
     resources:
         mem_mb=grow(8000, 15),
@@ -24,14 +26,16 @@ rule sample_distances:
 
 rule stratify_cells:
     input:
-        model="results/{dataset}/model/mrvi",
-        h5ad="results/{dataset}/data/preprocessed.h5ad",
+        model=rules.fit_mrvi.output.model,
+        h5ad=rules.preprocess_dataset.output.h5ad,
     output:
         "results/{dataset}/analysis/stratification.nc",
     log:
         "results/{dataset}/logs/stratify_cells.log",
     benchmark:
         "results/{dataset}/benchmarks/stratify_cells.tsv"
+    conda:
+        CONDA_ENV
     threads: 2
     resources:
         mem_mb=grow(8000, 15),
@@ -44,14 +48,16 @@ rule stratify_cells:
 
 rule differential_abundance:
     input:
-        model="results/{dataset}/model/mrvi",
-        h5ad="results/{dataset}/data/preprocessed.h5ad",
+        model=rules.fit_mrvi.output.model,
+        h5ad=rules.preprocess_dataset.output.h5ad,
     output:
         "results/{dataset}/analysis/da.nc",
     log:
         "results/{dataset}/logs/differential_abundance.log",
     benchmark:
         "results/{dataset}/benchmarks/differential_abundance.tsv"
+    conda:
+        CONDA_ENV
     threads: 2
     resources:
         mem_mb=grow(8000, 15),
@@ -64,14 +70,16 @@ rule differential_abundance:
 
 rule differential_expression:
     input:
-        model="results/{dataset}/model/mrvi",
-        h5ad="results/{dataset}/data/preprocessed.h5ad",
+        model=rules.fit_mrvi.output.model,
+        h5ad=rules.preprocess_dataset.output.h5ad,
     output:
         "results/{dataset}/analysis/de.nc",
     log:
         "results/{dataset}/logs/differential_expression.log",
     benchmark:
         "results/{dataset}/benchmarks/differential_expression.tsv"
+    conda:
+        CONDA_ENV
     threads: 2
     resources:
         mem_mb=grow(8000, 15),

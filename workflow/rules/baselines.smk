@@ -6,7 +6,7 @@
 
 rule fit_scvi:
     input:
-        "results/{dataset}/data/preprocessed.h5ad",
+        rules.preprocess_dataset.output.h5ad,
     output:
         model=directory("results/{dataset}/model/scvi"),
         history="results/{dataset}/model/scvi_history.tsv",
@@ -14,6 +14,8 @@ rule fit_scvi:
         "results/{dataset}/logs/fit_scvi.log",
     benchmark:
         "results/{dataset}/benchmarks/fit_scvi.tsv"
+    conda:
+        CONDA_ENV
     threads: 4
     resources:
         mem_mb=grow(8000, 20),
@@ -26,14 +28,16 @@ rule fit_scvi:
 
 rule representations:
     input:
-        model="results/{dataset}/model/scvi",
-        h5ad="results/{dataset}/data/preprocessed.h5ad",
+        model=rules.fit_scvi.output.model,
+        h5ad=rules.preprocess_dataset.output.h5ad,
     output:
         "results/{dataset}/baselines/representations.h5ad",
     log:
         "results/{dataset}/logs/representations.log",
     benchmark:
         "results/{dataset}/benchmarks/representations.tsv"
+    conda:
+        CONDA_ENV
     threads: 2
     resources:
         mem_mb=grow(8000, 15),
@@ -46,13 +50,15 @@ rule representations:
 
 rule composition_distances:
     input:
-        "results/{dataset}/baselines/representations.h5ad",
+        rules.representations.output[0],
     output:
         "results/{dataset}/baselines/composition_{rep}.nc",
     log:
         "results/{dataset}/logs/composition_distances/{rep}.log",
     benchmark:
         "results/{dataset}/benchmarks/composition_distances/{rep}.tsv"
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=grow(4000, 40),
@@ -65,13 +71,15 @@ rule composition_distances:
 
 rule deseq2_pseudobulk:
     input:
-        "results/{dataset}/data/preprocessed.h5ad",
+        rules.preprocess_dataset.output.h5ad,
     output:
         "results/{dataset}/baselines/deseq2.tsv",
     log:
         "results/{dataset}/logs/deseq2_pseudobulk.log",
     benchmark:
         "results/{dataset}/benchmarks/deseq2_pseudobulk.tsv"
+    conda:
+        CONDA_ENV
     threads: 2
     resources:
         mem_mb=grow(8000, 15),
@@ -85,14 +93,16 @@ rule deseq2_pseudobulk:
 # Milo and miloDE run single-threaded (pydeseq2 per covariate; edgeR fits per neighbourhood).
 rule milo:
     input:
-        h5ad="results/{dataset}/data/preprocessed.h5ad",
-        representations="results/{dataset}/baselines/representations.h5ad",
+        h5ad=rules.preprocess_dataset.output.h5ad,
+        representations=rules.representations.output[0],
     output:
         "results/{dataset}/baselines/milo.nc",
     log:
         "results/{dataset}/logs/milo.log",
     benchmark:
         "results/{dataset}/benchmarks/milo.tsv"
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=grow(4000, 25),
@@ -105,8 +115,8 @@ rule milo:
 
 rule milode:
     input:
-        h5ad="results/{dataset}/data/preprocessed.h5ad",
-        representations="results/{dataset}/baselines/representations.h5ad",
+        h5ad=rules.preprocess_dataset.output.h5ad,
+        representations=rules.representations.output[0],
     output:
         lfc="results/{dataset}/baselines/milode.nc",
         table="results/{dataset}/baselines/milode.tsv",
@@ -114,6 +124,8 @@ rule milode:
         "results/{dataset}/logs/milode.log",
     benchmark:
         "results/{dataset}/benchmarks/milode.tsv"
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=grow(8000, 20),

@@ -1,24 +1,34 @@
 # All workflow Python lives here: config validation, dataset entries, wildcard constraints and the
 # get_*() input/param functions. Rule files hold rules only.
+#
+# Only light modules are imported at load time (the dataset entry, the download registry and the
+# shared names: standard library, PyYAML and jsonschema), so `snakemake -n` never imports JAX,
+# scanpy or plotnine; each job's adapter imports the stages it runs.
 
+import os
 import re
 from pathlib import Path
 
 import yaml
 from snakemake.exceptions import WorkflowError
 
-from mrvi_repro.baselines import REPRESENTATION_KEYS
-from mrvi_repro.data import (
-    DOWNLOAD_DEFAULTS,
-    DatasetSpec,
-    RegistryError,
-    SpecError,
-    check_schema,
-    load_registry,
-)
-from mrvi_repro.plotting import FIG2_PANELS
+from mrvi_repro.data.download import DOWNLOAD_DEFAULTS, RegistryError, load_registry
+from mrvi_repro.pipeline import DatasetSpec, SpecError, check_schema
+from mrvi_repro.settings.names import FIG2_PANELS, REPRESENTATION_KEYS
 
 SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
+
+# Jobs import the package from this repository's src/ (a job in a conda environment of envs/ has
+# no install of it; run with --conda-not-block-search-path-envvars so that conda keeps this).
+# PYTHONPATH is set here, not required from the user, hence no `envvars:`.
+_SRC = str(Path(workflow.basedir) / "src")
+_PATHS = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+if _SRC not in _PATHS:
+    os.environ.update(PYTHONPATH=os.pathsep.join([_SRC, *_PATHS]))
+
+#: conda environments of the rules (paths relative to the rule files).
+CONDA_ENV = "../../envs/mrvi-repro.yaml"
+DOWNLOAD_ENV = "../../envs/download.yaml"
 
 try:
     check_schema(config, SCHEMAS / "config.schema.yaml", where="config")
@@ -98,7 +108,7 @@ def check_resources(specs, registry):
 check_resources(SPECS, REGISTRY)
 
 SIMULATED = [n for n, e in DATASETS.items() if e["source"]["kind"] == "simulate"]
-#: Shared sci-Plex screen steps (rule sciplex_screen): key -> settings, and each sci-Plex
+#: Shared sci-Plex screen steps (`sciplex_screen`): key -> settings, and each sci-Plex
 #: dataset's key. Cell-line entries with equal screen settings share one run.
 SCIPLEX_SCREENS, SCIPLEX_SCREEN_OF = {}, {}
 for _name, _spec in SPECS.items():
@@ -166,7 +176,12 @@ def baselines_entry(*sections):
 
 def resource_path(key):
     """Where rule download puts a registry resource."""
-    return f"resources/{key}"
+    return expand(rules.download.output[0], resource=key)[0]
+
+
+def with_rep(pattern, rep):
+    """A `{rep}` rule file pattern for one representation (the `{dataset}` wildcard kept)."""
+    return expand(pattern, rep=rep, allow_missing=True)[0]
 
 
 def source_files(source):
@@ -179,18 +194,18 @@ def source_files(source):
 
 
 def get_dataset_inputs(wildcards):
-    """Inputs of rule preprocess_dataset: `source` (the simulated base, the downloaded or local
+    """Inputs of `preprocess_dataset`: `source` (the simulated base, the downloaded or local
     file, the bundles, or for a sci-Plex cell line the shared screen), plus the recipe's
     cell-cycle genes and the sample metadata table when the entry reads them."""
     name = wildcards.dataset
     spec = SPECS[name]
     inputs = {}
     if name in SIMULATED:
-        inputs["source"] = f"results/{name}/raw/base.h5ad"
+        inputs["source"] = expand(rules.simulate_base.output[0], dataset=name)[0]
     elif name in SCIPLEX_SCREEN_OF:
-        inputs["source"] = (
-            f"results/_shared/sciplex_screen/{SCIPLEX_SCREEN_OF[name]}/screen.h5ad"
-        )
+        inputs["source"] = expand(
+            rules.sciplex_screen.output[0], screen=SCIPLEX_SCREEN_OF[name]
+        )[0]
         inputs["cell_cycle_genes"] = resource_path(spec.recipe.cell_cycle_genes)
     else:
         inputs["source"] = source_files(spec.source)
@@ -203,7 +218,7 @@ def get_dataset_inputs(wildcards):
 
 
 def get_screen_inputs(wildcards):
-    """Inputs of rule sciplex_screen: the published sci-Plex file and Table S3."""
+    """Inputs of `sciplex_screen`: the published sci-Plex file and Table S3."""
     screen = SCIPLEX_SCREENS[wildcards.screen]
     return {
         "source": source_files(screen.source),
@@ -213,69 +228,84 @@ def get_screen_inputs(wildcards):
 
 def get_metric_records(wildcards):
     """Inputs of `metrics_summary`: the records of every metric rule that applies to the dataset."""
-    files = ["integration.tsv"]
+    records = [rules.integration_metrics.output[0]]
     if wildcards.dataset in SEMISYNTHETIC:
-        files = ["da.tsv", "de.tsv", "tree.tsv", *files]
-    return [f"results/{wildcards.dataset}/metrics/{f}" for f in files]
+        records = [
+            rules.da_metrics.output.records,
+            rules.de_metrics.output.records,
+            rules.tree_metrics.output.records,
+            *records,
+        ]
+    return expand(records, dataset=wildcards.dataset)
 
 
-#: Rules with a benchmark file per dataset (path under benchmarks/, without .tsv), as they run
-#: for every dataset; semi-synthetic datasets add SEMISYNTHETIC_BENCHMARKS.
-BENCHMARKS = (
-    "preprocess_dataset",
-    "fit_mrvi",
-    "latent_mrvi",
-    "sample_distances",
-    "differential_abundance",
-    "differential_expression",
-    "stratify_cells",
-    "fit_scvi",
-    "representations",
-    *(f"composition_distances/{rep}" for rep in REPRESENTATION_KEYS),
-    "deseq2_pseudobulk",
-    "milo",
-    "milode",
-    "integration_metrics",
-    "embeddings_2d",
-)
-SEMISYNTHETIC_BENCHMARKS = ("da_metrics", "de_metrics", "tree_metrics", "fig2_panels")
+def get_seed(wildcards):
+    """The dataset's MrVI seed (param of rules that need only a seed, e.g. the 2-D embeddings)."""
+    return SPECS[wildcards.dataset].mrvi.seed
+
+
+def get_screen_settings(wildcards):
+    """Param of `sciplex_screen`: the shared screen's settings as plain data."""
+    return SCIPLEX_SCREENS[wildcards.screen].to_dict()
+
+
+def get_registry_entry(wildcards):
+    """Param of `download`: the registry entry of the resource as plain data."""
+    return REGISTRY[wildcards.resource].to_dict()
+
+
+def dataset_rules(name):
+    """The rules that run once for dataset `name`, in the order of the run-time figure.
+
+    The one list of the per-dataset rules: the final targets are their outputs
+    (`get_final_outputs`) and the run-time figure reads their benchmark files
+    (`get_benchmark_files`).
+    """
+    names = [
+        *(["simulate_base"] if name in SIMULATED else []),
+        "preprocess_dataset",
+        "fit_mrvi",
+        "latent_mrvi",
+        "sample_distances",
+        "differential_abundance",
+        "differential_expression",
+        "stratify_cells",
+        "fit_scvi",
+        "representations",
+        "composition_distances",
+        "deseq2_pseudobulk",
+        "milo",
+        "milode",
+        "integration_metrics",
+        "embeddings_2d",
+        *(
+            ["da_metrics", "de_metrics", "tree_metrics", "fig2_panels"]
+            if name in SEMISYNTHETIC
+            else []
+        ),
+        "metrics_summary",
+        "metric_figures",
+        "runtime_figure",
+    ]
+    return [getattr(rules, r) for r in names]
+
+
+def _expand(patterns, name):
+    """Expand rule file patterns for one dataset (and every representation), in order."""
+    files = expand(list(patterns), dataset=name, rep=list(REPRESENTATION_KEYS))
+    return list(dict.fromkeys(files))
 
 
 def get_benchmark_files(wildcards):
     """Inputs of `runtime_figure`: the benchmark files of the dataset's rules."""
-    names = list(BENCHMARKS)
-    if wildcards.dataset in SIMULATED:
-        names.insert(0, "simulate_base")
-    if wildcards.dataset in SEMISYNTHETIC:
-        names += SEMISYNTHETIC_BENCHMARKS
-    return [f"results/{wildcards.dataset}/benchmarks/{n}.tsv" for n in names]
+    name = wildcards.dataset
+    return _expand([r.benchmark for r in dataset_rules(name) if r.rule.benchmark], name)
 
 
 def get_final_outputs():
-    """Targets of `rule all`: every stage's final files for every dataset."""
-    files = (
-        "data/preprocessed.h5ad",
-        "data/samples.tsv",
-        "model/mrvi_history.tsv",
-        "model/mrvi_latent.h5ad",
-        "analysis/sample_distances.nc",
-        "analysis/da.nc",
-        "analysis/de.nc",
-        "analysis/stratification.nc",
-        "model/scvi_history.tsv",
-        "baselines/representations.h5ad",
-        *(f"baselines/composition_{rep}.nc" for rep in REPRESENTATION_KEYS),
-        "baselines/deseq2.tsv",
-        "baselines/milo.nc",
-        "baselines/milode.nc",
-        "baselines/milode.tsv",
-        "metrics/summary.tsv",
-        "figures/summary_metrics.png",
-        "figures/integration_metrics.png",
-        "figures/runtime.png",
-    )
-    out = [f"results/{name}/{f}" for name in DATASETS for f in files]
-    out += [
-        f"results/{name}/figures/{p}.png" for name in SEMISYNTHETIC for p in FIG2_PANELS
+    """Targets of `all`: every output of every dataset's rules."""
+    return [
+        f
+        for name in DATASETS
+        for f in _expand([o for r in dataset_rules(name) for o in r.output], name)
     ]
-    return out

@@ -11,6 +11,8 @@ rule simulate_base:
         "results/{dataset}/benchmarks/simulate_base.tsv"
     wildcard_constraints:
         dataset="|".join(SIMULATED) or "^$",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=simulated_mem_mb,
@@ -30,12 +32,14 @@ rule sciplex_screen:
         "results/_shared/sciplex_screen/{screen}/screen.log",
     benchmark:
         "results/_shared/sciplex_screen/{screen}/benchmark.tsv"
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=grow(8000, 6),
         runtime=grow(240, 0.05),
     params:
-        screen=lambda wildcards: SCIPLEX_SCREENS[wildcards.screen].to_dict(),
+        screen=get_screen_settings,
     script:
         "../scripts/sciplex_screen.py"
 
@@ -50,6 +54,8 @@ rule preprocess_dataset:
         "results/{dataset}/logs/preprocess_dataset.log",
     benchmark:
         "results/{dataset}/benchmarks/preprocess_dataset.tsv"
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=grow(8000, 4),

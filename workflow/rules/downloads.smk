@@ -17,12 +17,14 @@ rule download:
     wildcard_constraints:
         resource="|".join(map(re.escape, REGISTRY)) or "^$",
     retries: 1
+    conda:
+        DOWNLOAD_ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=360,
     params:
-        entry=lambda wildcards: REGISTRY[wildcards.resource].to_dict(),
+        entry=get_registry_entry,
         lock=str(resolve_path(DOWNLOADS["lock"]).absolute()),
         manual_dir=DOWNLOADS["manual_dir"],
     script:

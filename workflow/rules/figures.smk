@@ -5,32 +5,34 @@
 
 rule embeddings_2d:
     input:
-        "results/{dataset}/model/mrvi_latent.h5ad",
+        rules.latent_mrvi.output[0],
     output:
         "results/{dataset}/figures/data/umap.tsv.gz",
     log:
         "results/{dataset}/logs/embeddings_2d.log",
     benchmark:
         "results/{dataset}/benchmarks/embeddings_2d.tsv"
+    conda:
+        CONDA_ENV
     threads: 2
     resources:
         mem_mb=grow(4000, 40),
         runtime=grow(30, 1),
     params:
-        seed=lambda wc: DATASETS[wc.dataset].get("mrvi", {}).get("seed", 0),
+        seed=get_seed,
     script:
         "../scripts/embeddings_2d.py"
 
 
 rule fig2_panels:
     input:
-        umap="results/{dataset}/figures/data/umap.tsv.gz",
-        h5ad="results/{dataset}/data/preprocessed.h5ad",
-        da="results/{dataset}/analysis/da.nc",
-        de="results/{dataset}/analysis/de.nc",
-        distances="results/{dataset}/analysis/sample_distances.nc",
-        pr_curves="results/{dataset}/metrics/da_pr.tsv",
-        lfc_scatter="results/{dataset}/metrics/de_lfc.tsv",
+        umap=rules.embeddings_2d.output[0],
+        h5ad=rules.preprocess_dataset.output.h5ad,
+        da=rules.differential_abundance.output[0],
+        de=rules.differential_expression.output[0],
+        distances=rules.sample_distances.output[0],
+        pr_curves=rules.da_metrics.output.curves,
+        lfc_scatter=rules.de_metrics.output.scatter,
     output:
         **{
             panel: report(
@@ -45,6 +47,8 @@ rule fig2_panels:
         "results/{dataset}/logs/fig2_panels.log",
     benchmark:
         "results/{dataset}/benchmarks/fig2_panels.tsv"
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=grow(4000, 5),
@@ -55,8 +59,8 @@ rule fig2_panels:
 
 rule metric_figures:
     input:
-        summary="results/{dataset}/metrics/summary.tsv",
-        integration="results/{dataset}/metrics/integration.tsv",
+        summary=rules.metrics_summary.output[0],
+        integration=rules.integration_metrics.output[0],
     output:
         summary=report(
             "results/{dataset}/figures/summary_metrics.png",
@@ -72,6 +76,8 @@ rule metric_figures:
         ),
     log:
         "results/{dataset}/logs/metric_figures.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=2000,
@@ -92,6 +98,8 @@ rule runtime_figure:
         ),
     log:
         "results/{dataset}/logs/runtime_figure.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=2000,
@@ -102,13 +110,9 @@ rule runtime_figure:
 
 rule fig2:
     input:
-        [
-            f"results/{name}/figures/{panel}.png"
-            for name in SEMISYNTHETIC
-            for panel in FIG2_PANELS
-        ],
+        expand(list(rules.fig2_panels.output), dataset=SEMISYNTHETIC),
 
 
 rule benchmarks:
     input:
-        expand("results/{dataset}/figures/runtime.png", dataset=DATASETS),
+        expand(rules.runtime_figure.output[0], dataset=DATASETS),

@@ -5,9 +5,9 @@
 
 rule da_metrics:
     input:
-        h5ad="results/{dataset}/data/preprocessed.h5ad",
-        mrvi="results/{dataset}/analysis/da.nc",
-        milo="results/{dataset}/baselines/milo.nc",
+        h5ad=rules.preprocess_dataset.output.h5ad,
+        mrvi=rules.differential_abundance.output[0],
+        milo=rules.milo.output[0],
     output:
         curves="results/{dataset}/metrics/da_pr.tsv",
         records="results/{dataset}/metrics/da.tsv",
@@ -15,6 +15,8 @@ rule da_metrics:
         "results/{dataset}/logs/da_metrics.log",
     benchmark:
         "results/{dataset}/benchmarks/da_metrics.tsv"
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=grow(2000, 4),
@@ -25,10 +27,10 @@ rule da_metrics:
 
 rule de_metrics:
     input:
-        h5ad="results/{dataset}/data/preprocessed.h5ad",
-        mrvi="results/{dataset}/analysis/de.nc",
-        milode="results/{dataset}/baselines/milode.nc",
-        deseq2="results/{dataset}/baselines/deseq2.tsv",
+        h5ad=rules.preprocess_dataset.output.h5ad,
+        mrvi=rules.differential_expression.output[0],
+        milode=rules.milode.output.lfc,
+        deseq2=rules.deseq2_pseudobulk.output[0],
     output:
         scatter="results/{dataset}/metrics/de_lfc.tsv",
         records="results/{dataset}/metrics/de.tsv",
@@ -36,6 +38,8 @@ rule de_metrics:
         "results/{dataset}/logs/de_metrics.log",
     benchmark:
         "results/{dataset}/benchmarks/de_metrics.tsv"
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=grow(2000, 4),
@@ -46,10 +50,10 @@ rule de_metrics:
 
 rule tree_metrics:
     input:
-        h5ad="results/{dataset}/data/preprocessed.h5ad",
-        mrvi="results/{dataset}/analysis/sample_distances.nc",
-        composition_pca="results/{dataset}/baselines/composition_pca.nc",
-        composition_scvi="results/{dataset}/baselines/composition_scvi.nc",
+        h5ad=rules.preprocess_dataset.output.h5ad,
+        mrvi=rules.sample_distances.output[0],
+        composition_pca=with_rep(rules.composition_distances.output[0], "pca"),
+        composition_scvi=with_rep(rules.composition_distances.output[0], "scvi"),
     output:
         table="results/{dataset}/metrics/trees.tsv",
         records="results/{dataset}/metrics/tree.tsv",
@@ -57,6 +61,8 @@ rule tree_metrics:
         "results/{dataset}/logs/tree_metrics.log",
     benchmark:
         "results/{dataset}/benchmarks/tree_metrics.tsv"
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=grow(2000, 4),
@@ -67,14 +73,16 @@ rule tree_metrics:
 
 rule integration_metrics:
     input:
-        latent="results/{dataset}/model/mrvi_latent.h5ad",
-        representations="results/{dataset}/baselines/representations.h5ad",
+        latent=rules.latent_mrvi.output[0],
+        representations=rules.representations.output[0],
     output:
         "results/{dataset}/metrics/integration.tsv",
     log:
         "results/{dataset}/logs/integration_metrics.log",
     benchmark:
         "results/{dataset}/benchmarks/integration_metrics.tsv"
+    conda:
+        CONDA_ENV
     threads: 2
     resources:
         mem_mb=grow(8000, 60),
@@ -97,6 +105,8 @@ rule metrics_summary:
         ),
     log:
         "results/{dataset}/logs/metrics_summary.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=1000,

@@ -3,7 +3,7 @@
 
 rule fit_mrvi:
     input:
-        "results/{dataset}/data/preprocessed.h5ad",
+        rules.preprocess_dataset.output.h5ad,
     output:
         model=directory("results/{dataset}/model/mrvi"),
         history="results/{dataset}/model/mrvi_history.tsv",
@@ -11,6 +11,8 @@ rule fit_mrvi:
         "results/{dataset}/logs/fit_mrvi.log",
     benchmark:
         "results/{dataset}/benchmarks/fit_mrvi.tsv"
+    conda:
+        CONDA_ENV
     threads: 4
     resources:
         mem_mb=grow(16000, 30),
@@ -23,14 +25,16 @@ rule fit_mrvi:
 
 rule latent_mrvi:
     input:
-        model="results/{dataset}/model/mrvi",
-        h5ad="results/{dataset}/data/preprocessed.h5ad",
+        model=rules.fit_mrvi.output.model,
+        h5ad=rules.preprocess_dataset.output.h5ad,
     output:
         "results/{dataset}/model/mrvi_latent.h5ad",
     log:
         "results/{dataset}/logs/latent_mrvi.log",
     benchmark:
         "results/{dataset}/benchmarks/latent_mrvi.tsv"
+    conda:
+        CONDA_ENV
     threads: 2
     resources:
         mem_mb=grow(8000, 15),

@@ -32,7 +32,7 @@ def grow(floor, per_mb):
 
 
 def simulated_mem_mb(wildcards, attempt):
-    """Memory of rule simulate_base: 1.5 GB of process plus about 10 bytes per simulated count
+    """Memory of `simulate_base`: 1.5 GB of process plus about 10 bytes per simulated count
     (sparse chunks, then one stacked copy), at least 4,000 MB; times the attempt."""
     source = DATASETS[wildcards.dataset]["source"]
     counts = source.get("n_cells", 10_000) * source.get("n_genes", 2_000)
@@ -40,7 +40,7 @@ def simulated_mem_mb(wildcards, attempt):
 
 
 def simulated_runtime(wildcards, attempt):
-    """Run time (minutes) of rule simulate_base: about 1 minute per 10^8 counts, at least 30."""
+    """Run time (minutes) of `simulate_base`: about 1 minute per 10^8 counts, at least 30."""
     source = DATASETS[wildcards.dataset]["source"]
     counts = source.get("n_cells", 10_000) * source.get("n_genes", 2_000)
     return math.ceil(max(30, counts / 1e8) * attempt)

@@ -3,7 +3,7 @@
 import sys
 
 from mrvi_repro._logging import setup_logging
-from mrvi_repro.data import DownloadError, Resource, obtain
+from mrvi_repro.data.download import DownloadError, Resource, obtain
 
 setup_logging(snakemake.log[0])
 resource = Resource.from_dict(snakemake.wildcards.resource, snakemake.params.entry)

@@ -3,8 +3,9 @@
 import anndata as ad
 
 from mrvi_repro._logging import setup_logging
-from mrvi_repro.data import DatasetSpec
-from mrvi_repro.model import fit_mrvi, write_model
+from mrvi_repro.model import write_model
+from mrvi_repro.pipeline import DatasetSpec
+from mrvi_repro.pipeline.model import fit_mrvi
 
 setup_logging(snakemake.log[0])
 spec = DatasetSpec.from_dict(snakemake.wildcards.dataset, snakemake.params.entry)

@@ -3,8 +3,8 @@
 import anndata as ad
 
 from mrvi_repro._logging import setup_logging
-from mrvi_repro.baselines import milo_baseline
-from mrvi_repro.data import DatasetSpec
+from mrvi_repro.pipeline import DatasetSpec
+from mrvi_repro.pipeline.baselines import milo_baseline
 
 setup_logging(snakemake.log[0])
 spec = DatasetSpec.from_dict(snakemake.wildcards.dataset, snakemake.params.entry)

@@ -1,7 +1,9 @@
 """Adapter of rule preprocess_dataset: raw inputs -> validated AnnData + per-sample table."""
 
 from mrvi_repro._logging import setup_logging
-from mrvi_repro.data import DatasetSpec, build_dataset, sample_table
+from mrvi_repro.data.preprocess import sample_table
+from mrvi_repro.pipeline import DatasetSpec
+from mrvi_repro.pipeline.data import build_dataset
 
 setup_logging(snakemake.log[0])
 spec = DatasetSpec.from_dict(snakemake.wildcards.dataset, snakemake.params.entry)

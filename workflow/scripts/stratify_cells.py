@@ -3,9 +3,9 @@
 import anndata as ad
 
 from mrvi_repro._logging import setup_logging
-from mrvi_repro.analysis import mrvi_stratification
-from mrvi_repro.data import DatasetSpec
 from mrvi_repro.model import MrVI
+from mrvi_repro.pipeline import DatasetSpec
+from mrvi_repro.pipeline.analysis import mrvi_stratification
 
 setup_logging(snakemake.log[0])
 spec = DatasetSpec.from_dict(snakemake.wildcards.dataset, snakemake.params.entry)

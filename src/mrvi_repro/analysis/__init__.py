@@ -1,7 +1,9 @@
 """Analyses of a fitted MrVI at single-cell resolution: distances, stratification, DE, DA.
 
-Also admissibility, and the functions the workflow's analysis rules call (``mrvi_*``).
+Also admissibility. The workflow's rules call them through :mod:`mrvi_repro.pipeline`.
 """
+
+from mrvi_repro._groups import grouped_distance_array
 
 from ._abundance import (
     admissibility,
@@ -11,9 +13,8 @@ from ._abundance import (
     sample_log_densities,
 )
 from ._de import design_matrix, differential_expression
-from ._distances import grouped_distance_array, iter_local_distances, local_sample_distances
+from ._distances import iter_local_distances, local_sample_distances
 from ._stratify import sample_groups, stratify_cells
-from ._workflow import mrvi_da, mrvi_de, mrvi_distances, mrvi_stratification
 
 __all__ = [
     "admissibility",
@@ -25,10 +26,6 @@ __all__ = [
     "grouped_distance_array",
     "iter_local_distances",
     "local_sample_distances",
-    "mrvi_da",
-    "mrvi_de",
-    "mrvi_distances",
-    "mrvi_stratification",
     "sample_groups",
     "sample_log_densities",
     "stratify_cells",

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from mrvi_repro.data import per_sample
+from mrvi_repro.data.contract import per_sample
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -31,10 +31,11 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from mrvi_repro.data import per_sample
+from mrvi_repro._groups import group_codes
+from mrvi_repro.data.contract import per_sample
 from mrvi_repro.model._model import MrVAE, states_for_samples
 
-from ._distances import group_codes, row_draws
+from ._distances import row_draws
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -35,12 +35,9 @@ from scipy.cluster import hierarchy
 from scipy.spatial.distance import squareform
 
 from mrvi_repro._graph import knn_graph, leiden
-from mrvi_repro.analysis._distances import (
-    iter_local_distances,
-    local_sample_distances,
-    with_group_column,
-)
-from mrvi_repro.data._spec import LINKAGE_METHODS
+from mrvi_repro._groups import with_group_column
+from mrvi_repro.analysis._distances import iter_local_distances, local_sample_distances
+from mrvi_repro.settings.names import LINKAGE_METHODS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

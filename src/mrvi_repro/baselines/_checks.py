@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from mrvi_repro.data import count_problems
+from mrvi_repro.data.contract import count_problems
 
 if TYPE_CHECKING:
     from anndata import AnnData

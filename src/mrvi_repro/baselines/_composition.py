@@ -20,7 +20,7 @@ import scanpy as sc
 import xarray as xr
 
 from mrvi_repro._graph import knn_graph, leiden
-from mrvi_repro.analysis import grouped_distance_array
+from mrvi_repro._groups import grouped_distance_array
 
 from ._checks import check_counts, check_obs_keys, natural_order
 

@@ -18,7 +18,7 @@ import pandas as pd
 from scipy import sparse
 from threadpoolctl import threadpool_limits
 
-from mrvi_repro.data import per_sample
+from mrvi_repro.data.contract import per_sample
 
 from ._checks import check_counts, check_obs_keys, natural_order
 

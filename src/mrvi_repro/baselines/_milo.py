@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Literal
+from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import anndata as ad
 import numpy as np
@@ -27,7 +27,8 @@ import xarray as xr
 from scipy import sparse
 
 from mrvi_repro._graph import knn_graph
-from mrvi_repro.data import per_sample
+from mrvi_repro.data.contract import per_sample
+from mrvi_repro.settings.baselines import MiloConfig
 
 from ._checks import check_obs_keys
 from ._composition import _representation
@@ -45,42 +46,6 @@ SIGN_CONVENTION = (
     "positive = more abundant in group_a (the covariate's second level in sorted string order) "
     "than in group_b (the first), as MrVI's differential_abundance_binary"
 )
-
-
-@dataclass(frozen=True)
-class MiloConfig:
-    """Settings of :func:`milo_da` (defaults: the paper's ``run_milo.R``).
-
-    Attributes
-    ----------
-    k
-        Neighbours per cell of the kNN graph (the cell itself not counted), R's ``buildGraph(k)``.
-    n_dims
-        Leading dimensions of the representation used (R's ``d``).
-    prop
-        Fraction of cells sampled as candidate neighbourhood index cells (before refinement).
-    seed
-        Seed of the index-cell sampling.
-    solver
-        pertpy's GLM solver: ``"pydeseq2"`` (no R needed) or ``"edger"`` (needs rpy2 and R edgeR).
-    """
-
-    k: int = 30
-    n_dims: int = 30
-    prop: float = 0.1
-    seed: int = 0
-    solver: Literal["pydeseq2", "edger"] = "pydeseq2"
-
-    def __post_init__(self) -> None:
-        problems = []
-        if self.k < 2 or self.n_dims < 1:
-            problems.append(f"k must be >= 2 and n_dims >= 1 (got {self.k}, {self.n_dims})")
-        if not 0.0 < self.prop <= 1.0:
-            problems.append(f"prop must lie in (0, 1] (got {self.prop})")
-        if self.solver not in ("pydeseq2", "edger"):
-            problems.append(f"solver must be 'pydeseq2' or 'edger' (got {self.solver!r})")
-        if problems:
-            raise ValueError("invalid Milo settings: " + "; ".join(problems))
 
 
 def binary_levels(

@@ -42,7 +42,8 @@ import xarray as xr
 from scipy import sparse
 from threadpoolctl import threadpool_limits
 
-from mrvi_repro.data import per_sample
+from mrvi_repro.data.contract import per_sample
+from mrvi_repro.settings.baselines import MiloDEConfig
 
 from ._checks import check_counts, check_obs_keys
 from ._composition import _representation
@@ -73,64 +74,6 @@ MILODE_COLUMNS = (
     "pval_corrected_across_genes",
     "pval_corrected_across_nhoods",
 )
-
-
-@dataclass(frozen=True)
-class MiloDEConfig:
-    """Settings of :func:`milode` (defaults: the paper's ``run_milode.R``, miloDE's defaults).
-
-    Attributes
-    ----------
-    k
-        Neighbours per cell of the kNN graph (the cell itself not counted).
-    k_init
-        Neighbours of the graph used to refine the index cells; miloDE uses ``min(k, k_init)``.
-    n_dims
-        Leading dimensions of the representation used (miloDE's ``d``).
-    prop
-        Fraction of cells sampled as candidate index cells.
-    order
-        1: a neighbourhood is the index cell and its neighbours; 2: also their neighbours.
-    filtering
-        Remove redundant neighbourhoods by greedy set cover.
-    min_n_cells_per_sample
-        Samples with fewer cells in a neighbourhood are left out of its test.
-    min_count
-        ``filterByExpr``'s ``min.count`` (0 turns gene filtering off).
-    legacy_ql
-        edgeR's legacy quasi-likelihood method (edgeR < 4, as in the paper's environment).
-    seed
-        Seed of the index-cell sampling.
-    """
-
-    k: int = 20
-    k_init: int = 50
-    n_dims: int = 30
-    prop: float = 0.2
-    order: int = 2
-    filtering: bool = True
-    min_n_cells_per_sample: int = 3
-    min_count: float = 3.0
-    legacy_ql: bool = True
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        problems = []
-        if self.k < 1 or self.k_init < 1 or self.n_dims < 1:
-            problems.append(
-                f"k, k_init and n_dims must be >= 1 (got {self.k}, {self.k_init}, {self.n_dims})"
-            )
-        if not 0.0 < self.prop <= 1.0:
-            problems.append(f"prop must lie in (0, 1] (got {self.prop})")
-        if self.order not in (1, 2):
-            problems.append(f"order must be 1 or 2 (got {self.order})")
-        if self.min_n_cells_per_sample < 1 or self.min_count < 0:
-            problems.append(
-                "min_n_cells_per_sample must be >= 1 and min_count >= 0 (got "
-                f"{self.min_n_cells_per_sample}, {self.min_count})"
-            )
-        if problems:
-            raise ValueError("invalid miloDE settings: " + "; ".join(problems))
 
 
 @dataclass(frozen=True)

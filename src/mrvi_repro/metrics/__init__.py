@@ -34,9 +34,8 @@ from ._metrics import (
     tree_clusters,
     tree_recovery,
 )
-from ._workflow import (
+from ._semisynthetic import (
     collect_summary,
-    integration_benchmark,
     semisynthetic_da_metrics,
     semisynthetic_de_metrics,
     semisynthetic_tree_metrics,
@@ -55,7 +54,6 @@ __all__ = [
     "da_scores",
     "de_benchmark",
     "de_lfcs",
-    "integration_benchmark",
     "integration_metrics",
     "semisynthetic_da_metrics",
     "semisynthetic_de_metrics",

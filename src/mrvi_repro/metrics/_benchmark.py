@@ -1,6 +1,6 @@
 """The semi-synthetic benchmark of the paper (Fig. 2): each method's outputs scored against the truth.
 
-The ground truth is what :func:`mrvi_repro.data.make_semisynthetic` stored in the data: per cell
+The ground truth is what :func:`mrvi_repro.data.semisynthetic.make_semisynthetic` stored in the data: per cell
 ``subset`` (A, B, C, Other) and ``da_cell``; per subject the covariates; in
 ``uns['semisynthetic']`` the subject tree (``subject_linkage`` over ``subject_order``) and the
 Leiden cluster of each subset (``subset_clusters``). Three comparisons, one function each, each
@@ -69,7 +69,7 @@ class SemisyntheticTruth:
 
     @classmethod
     def from_adata(cls, adata: ad.AnnData) -> SemisyntheticTruth:
-        """Read the truth of :func:`mrvi_repro.data.make_semisynthetic` from its AnnData."""
+        """Read the truth of :func:`mrvi_repro.data.semisynthetic.make_semisynthetic` from its AnnData."""
         info = adata.uns.get("semisynthetic")
         needed_obs = ("subset", "da_cell", DA_COVARIATE, DE_COVARIATE, "covariate_1")
         missing = [c for c in needed_obs if c not in adata.obs.columns]

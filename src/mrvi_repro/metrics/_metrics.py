@@ -238,7 +238,7 @@ def linkage_from_distances(
 
     :func:`mrvi_repro.analysis._stratify.sample_linkage` (the stratification's sample trees),
     accepting a DataFrame or 2-D DataArray too: symmetrised, zero diagonal, ``method`` among
-    :data:`mrvi_repro.data._spec.LINKAGE_METHODS` (Ward by default, as the paper).
+    :data:`mrvi_repro.settings.names.LINKAGE_METHODS` (Ward by default, as the paper).
     """
     from mrvi_repro.analysis._stratify import sample_linkage
 

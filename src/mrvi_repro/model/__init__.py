@@ -1,21 +1,16 @@
 """MrVI and scVI in JAX/Flax/Optax: the modules, their training and the fitted-model API."""
 
-from ._base import Registry, log_factorial, make_optimizer
-from ._config import MrVIConfig, SCVIConfig, TrainConfig
+from mrvi_repro.settings.model import MrVIConfig, SCVIConfig, TrainConfig
+
+from ._likelihoods import log_factorial, nb_log_prob
 from ._model import MrVI
-from ._module import SCVAE, MrVAE, nb_log_prob
+from ._module import SCVAE, MrVAE
+from ._outputs import embedding_anndata, latent_anndata, write_model
+from ._registry import Registry
 from ._scvi import SCVI
-from ._workflow import (
-    LATENT_KEYS,
-    embedding_anndata,
-    fit_mrvi,
-    fit_scvi,
-    latent_anndata,
-    write_model,
-)
+from ._training import make_optimizer
 
 __all__ = [
-    "LATENT_KEYS",
     "MrVAE",
     "MrVI",
     "MrVIConfig",
@@ -25,8 +20,6 @@ __all__ = [
     "SCVIConfig",
     "TrainConfig",
     "embedding_anndata",
-    "fit_mrvi",
-    "fit_scvi",
     "latent_anndata",
     "log_factorial",
     "make_optimizer",

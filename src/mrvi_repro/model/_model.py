@@ -8,9 +8,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._base import FittedModel, Registry
-from ._config import MrVIConfig, TrainConfig
+from mrvi_repro.settings.model import MrVIConfig, TrainConfig
+
+from ._fitted import FittedModel
 from ._module import MrVAE
+from ._registry import Registry
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

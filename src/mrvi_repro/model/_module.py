@@ -12,8 +12,9 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.scipy.special import logsumexp
+
+from mrvi_repro.settings.model import MrVIConfig, SCVIConfig
 
 from ._components import (
     EMBED_INIT,
@@ -22,7 +23,7 @@ from ._components import (
     Dense,
     NormalOutput,
 )
-from ._config import MrVIConfig, SCVIConfig
+from ._likelihoods import nb_log_prob
 
 _LOG_2PI = float(jnp.log(2 * jnp.pi))
 
@@ -30,76 +31,6 @@ _LOG_2PI = float(jnp.log(2 * jnp.pi))
 def normal_log_prob(x: jax.Array, mean: jax.Array, log_scale: jax.Array) -> jax.Array:
     """Elementwise log density of N(mean, exp(log_scale)^2)."""
     return -0.5 * ((x - mean) * jnp.exp(-log_scale)) ** 2 - log_scale - 0.5 * _LOG_2PI
-
-
-_HALF_LOG_2PI = 0.5 * float(np.log(2 * np.pi))
-#: Arguments below this are shifted up by it before Stirling's series is used.
-_SHIFT = 8
-
-
-def _shifted(a: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Return a shifted up by _SHIFT where it is below _SHIFT, and where it was.
-
-    Stirling's series is exact to float32 precision from _SHIFT on.
-    """
-    small = a < _SHIFT
-    return jnp.where(small, a + _SHIFT, a), small
-
-
-@jax.custom_jvp
-def lgamma_positive(a: jax.Array) -> jax.Array:
-    """Log Gamma(a) for a > 0, about 3x cheaper than XLA's general ``lgamma`` on CPU.
-
-    Stirling's series at s = a (or a + 8 when a < 8, then minus log of a (a+1) ... (a+7)). Relative
-    error below 4e-6 against ``jax.scipy.special.gammaln`` over [1e-4, 1e5] in float32; the
-    derivative is the matching series for digamma.
-    """
-    s, small = _shifted(a)
-    rising = a
-    for k in range(1, _SHIFT):
-        rising = rising * (a + k)
-    r = 1.0 / s
-    r2 = r * r
-    series = r * (1 / 12 - r2 * (1 / 360 - r2 * (1 / 1260)))
-    stirling = (s - 0.5) * jnp.log(s) - s + _HALF_LOG_2PI + series
-    return stirling - jnp.where(small, jnp.log(rising), 0.0)
-
-
-def digamma_positive(a: jax.Array) -> jax.Array:
-    """Digamma(a) for a > 0 (the derivative of :func:`lgamma_positive`), same construction."""
-    s, small = _shifted(a)
-    # sum_k 1 / (a + k) as one fraction: numerator and denominator by the product rule
-    num, den = jnp.ones_like(a), a
-    for k in range(1, _SHIFT):
-        num, den = num * (a + k) + den, den * (a + k)
-    harmonic = num / den
-    r = 1.0 / s
-    r2 = r * r
-    series = jnp.log(s) - 0.5 * r - r2 * (1 / 12 - r2 * (1 / 120 - r2 * (1 / 252)))
-    return series - jnp.where(small, harmonic, 0.0)
-
-
-@lgamma_positive.defjvp
-def _lgamma_positive_jvp(
-    primals: tuple[jax.Array], tangents: tuple[jax.Array]
-) -> tuple[jax.Array, jax.Array]:
-    (a,), (da,) = primals, tangents
-    return lgamma_positive(a), digamma_positive(a) * da
-
-
-def nb_log_prob(x: jax.Array, log_mean: jax.Array, log_theta: jax.Array) -> jax.Array:
-    """Negative-binomial log density without the log(x!) term, summed over the last axis.
-
-    Parameterised by the log mean and the log inverse dispersion theta. The omitted term,
-    -sum log(x!), does not depend on any parameter; add it back for a full log-likelihood.
-    log Gamma(x + theta) - log Gamma(theta) is exactly 0 where x = 0 (most entries of a count
-    matrix), which also spares those entries the cancellation of two large terms.
-    """
-    theta = jnp.exp(log_theta)
-    log_theta_mu = jnp.logaddexp(log_theta, log_mean)
-    gamma_terms = jnp.where(x > 0, lgamma_positive(x + theta) - lgamma_positive(theta), 0.0)
-    ll = gamma_terms + theta * (log_theta - log_theta_mu) + x * (log_mean - log_theta_mu)
-    return ll.sum(-1)
 
 
 class EncoderXU(nn.Module):

@@ -8,9 +8,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._base import FittedModel, Registry
-from ._config import SCVIConfig, TrainConfig
+from mrvi_repro.settings.model import SCVIConfig, TrainConfig
+
+from ._fitted import FittedModel
 from ._module import SCVAE
+from ._registry import Registry
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

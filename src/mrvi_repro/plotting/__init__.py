@@ -4,7 +4,7 @@ Every ``plot_*`` function takes one tidy :class:`pandas.DataFrame` (one row per 
 the columns named in its docstring), validates it (a missing column or an empty table raises
 :class:`ValueError`) and returns one :class:`plotnine.ggplot` panel in the :func:`theme_mrvi`
 theme; :func:`save_figure` writes a panel to PNG, PDF or SVG. The module only draws: it takes
-tables computed elsewhere and imports no other ``mrvi_repro`` subpackage. Methods are named and
+tables computed elsewhere and imports no stage (only the shared names of ``mrvi_repro.settings``). Methods are named and
 coloured consistently across figures through :data:`METHOD_LABELS` and :data:`METHOD_COLORS`.
 :func:`semisynthetic_figure`, :func:`metric_figures` and :func:`runtime_figure` assemble the
 panels of whole figures from the workflow's result objects (xarray, TSV tables).

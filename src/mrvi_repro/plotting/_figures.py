@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from mrvi_repro.settings.names import FIG2_PANELS, LATENT_KEYS
+
 from ._panels import (
     plot_distance_heatmap,
     plot_distribution,
@@ -36,20 +38,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: Embedding panels: obsm key of the MrVI latent file -> panel title.
-LATENT_PANELS = {"X_mrvi_u": "MrVI u", "X_mrvi_z": "MrVI z"}
-
-#: Panels of the paper's Fig. 2 (and Supp. Fig. 1d) that :func:`semisynthetic_figure` draws.
-FIG2_PANELS = (
-    "fig2b_subset",
-    "fig2b_covariate_1",
-    "fig2c_distances_A",
-    "fig2c_distances_B",
-    "fig2d_da",
-    "fig2e_pr_curves",
-    "fig2f_beta_norm",
-    "fig2g_lfc_scatter",
-    "supp1d_da_by_subset",
-)
+LATENT_PANELS = {key: f"MrVI {name}" for name, key in LATENT_KEYS.items()}
 
 #: Metrics where lower is better (shaded accordingly in the metric tables).
 LOWER_IS_BETTER = ("rf_distance", "cophenetic_r_other")

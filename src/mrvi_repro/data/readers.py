@@ -1,0 +1,516 @@
+"""Readers of the raw inputs of a dataset entry's ``source``: one entry point, :func:`read_source`.
+
+``simulate`` sources are the simulated base the workflow wrote; ``h5ad`` sources are read by
+:func:`read_h5ad_counts` (cells and genes subset while reading, the raw counts located);
+``tenx_mtx_tar`` is a 10x Genomics Cell Ranger archive of a MatrixMarket matrix (the PBMC 68k
+download), read by :func:`read_10x_mtx_tar`; ``scp_bundles`` are Broad Single Cell Portal
+expression bundles with the portal's cell metadata (the IBD atlas), read by
+:func:`read_scp_bundles`. :func:`read_sample_metadata` joins a per-sample table onto the cells.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+import anndata as ad
+import h5py
+import numpy as np
+import pandas as pd
+import scanpy as sc
+from anndata.io import read_elem, sparse_dataset
+from scipy import io as spio
+from scipy import sparse
+
+from mrvi_repro.settings.data import (
+    AUTO_COUNTS,
+    DEFAULT_MATRIX_DIR,
+    H5adSource,
+    SampleMetadataSpec,
+    ScpBundlesSource,
+    SimulationParams,
+    SubsetSpec,
+    TenxMtxTarSource,
+)
+
+from .contract import DataContractError, count_problems
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+logger = logging.getLogger(__name__)
+
+#: Files of a Cell Ranger 1.x/2.x matrix folder (``genes.tsv``: Ensembl ID and symbol per line).
+MTX_MEMBERS = ("matrix.mtx", "genes.tsv", "barcodes.tsv")
+
+
+class ArchiveError(ValueError):
+    """A 10x archive lacks a file the reader needs, or holds it as something else than a file."""
+
+
+def read_10x_mtx_tar(path: str | Path, matrix_dir: str = DEFAULT_MATRIX_DIR) -> ad.AnnData:
+    """Read a Cell Ranger 1.x/2.x matrix folder straight from its ``.tar.gz`` archive.
+
+    Only ``<matrix_dir>/{matrix.mtx,genes.tsv,barcodes.tsv}`` are taken from the archive, each
+    written under its own base name into a temporary folder (member names never choose where a file
+    goes, so the archive cannot write outside it), then read with :func:`scanpy.read_10x_mtx`:
+    gene symbols as ``var_names`` (made unique with ``-1``, ``-2``... suffixes), Ensembl IDs in
+    ``var['gene_ids']``, barcodes as ``obs_names``.
+
+    Parameters
+    ----------
+    path
+        The archive (``.tar``, ``.tar.gz``, ``.tgz``; compression is detected).
+    matrix_dir
+        Folder of the three files inside the archive (a leading ``./`` in member names is ignored).
+
+    Returns
+    -------
+    Cells x genes, raw counts in ``X`` as CSR ``int32``.
+
+    Raises
+    ------
+    ArchiveError
+        If a file is missing (naming the expected members and what the archive holds) or is not a
+        regular file.
+    DataContractError
+        If the matrix holds non-integer, negative or NaN values.
+    """
+    path = Path(path)
+    folder = _member_name(matrix_dir)
+    wanted = {f"{folder}/{name}" if folder else name: name for name in MTX_MEMBERS}
+    with tempfile.TemporaryDirectory(prefix="mrvi_10x_") as tmp:
+        with tarfile.open(path, mode="r:*") as tar:
+            members = {_member_name(m.name): m for m in tar.getmembers()}
+            missing = sorted(set(wanted) - set(members))
+            if missing:
+                held = sorted(n for n, m in members.items() if m.isfile())
+                shown = ", ".join(held[:20]) + (
+                    f" ... ({len(held)} files)" if len(held) > 20 else ""
+                )
+                msg = (
+                    f"{path}: the archive lacks {missing}; expected {sorted(wanted)} "
+                    f"(matrix_dir {matrix_dir!r}); it holds: {shown or 'no files'}"
+                )
+                raise ArchiveError(msg)
+            for member_name, name in wanted.items():
+                member = members[member_name]
+                source = tar.extractfile(member) if member.isfile() else None
+                if source is None:
+                    msg = f"{path}: archive member {member.name!r} is not a regular file"
+                    raise ArchiveError(msg)
+                with source, (Path(tmp) / name).open("wb") as dest:
+                    shutil.copyfileobj(source, dest, length=1 << 20)
+        adata = sc.read_10x_mtx(tmp, var_names="gene_symbols", make_unique=True)
+    problems = count_problems(adata.X, where=f"{path}:{folder}/matrix.mtx")
+    if problems:
+        raise DataContractError(problems)
+    adata.X = sparse.csr_matrix(adata.X).astype(np.int32)
+    logger.info(
+        "read %s (%s): %d cells x %d genes, %d non-zero counts",
+        path.name,
+        folder,
+        adata.n_obs,
+        adata.n_vars,
+        adata.X.nnz,
+    )
+    return adata
+
+
+#: Cells read at a time from an ``.h5ad`` matrix (bounds the memory of the reading itself).
+H5AD_ROW_CHUNK = 20_000
+
+#: Rows of each candidate matrix inspected by ``counts_layer: auto``.
+COUNTS_PROBE_ROWS = 2_000
+
+
+class SchemaError(ValueError):
+    """An input file lacks a column (or layer) its dataset entry needs; the message names it."""
+
+
+def read_h5ad_counts(
+    path: str | Path, counts_layer: str | None = None, subset: SubsetSpec | None = None
+) -> ad.AnnData:
+    """Read the raw counts of an ``.h5ad`` file, keeping only the cells and genes ``subset`` keeps.
+
+    ``obs`` and ``var`` are read first; the count matrix is then read in blocks of
+    :data:`H5AD_ROW_CHUNK` cells, each reduced to the kept cells and genes at once, so a
+    multi-gigabyte file (the 7 GB COVID-19 file, of which the paper keeps one site) needs memory
+    for the kept part only. Layers other than the counts, ``obsm`` and ``uns`` are not read.
+
+    Parameters
+    ----------
+    path
+        The ``.h5ad`` file.
+    counts_layer
+        ``None``: ``X``; a layer name; ``"auto"``: the first of ``X``, ``layers['counts']``,
+        ``layers['raw']``, the other layers and ``.raw`` whose first cells hold non-negative
+        integers (logged; ``.raw`` brings its own genes).
+    subset
+        Cells (``obs`` column values) and genes (name prefixes dropped) to keep.
+
+    Returns
+    -------
+    Kept cells x kept genes, the counts in ``X`` (CSR float32), ``obs`` and ``var`` as in the file.
+
+    Raises
+    ------
+    SchemaError
+        If a column of ``subset.obs`` or the named layer does not exist (naming what does).
+    DataContractError
+        If the chosen matrix does not hold raw counts, or no matrix does (``auto``).
+    """
+    path = Path(path)
+    with h5py.File(path, "r") as f:
+        obs = read_elem(f["obs"])
+        rows = _kept_rows(obs, subset, path)
+        where, elem, var = _counts_matrix(f, path, counts_layer, rows)
+        cols = _kept_genes(var.index, subset)
+        x = _read_block_rows(elem, rows, cols)
+    problems = count_problems(x, where=f"{path.name}:{where}")
+    if problems:
+        raise DataContractError(problems)
+    logger.info(
+        "read %s: %d of %d cells, %d of %d genes, counts from %s",
+        path.name,
+        int(rows.sum()),
+        len(rows),
+        int(cols.sum()),
+        len(cols),
+        where,
+    )
+    return ad.AnnData(X=x, obs=obs.loc[rows].copy(), var=var.loc[cols].copy())
+
+
+def _kept_rows(obs: pd.DataFrame, subset: SubsetSpec | None, path: Path) -> np.ndarray:
+    """Boolean mask of the cells ``subset.obs`` keeps (all cells without it), logging each filter."""
+    rows = np.ones(len(obs), dtype=bool)
+    for column, values in (subset.obs if subset is not None else {}).items():
+        if column not in obs.columns:
+            msg = (
+                f"{path.name}: obs has no column {column!r} (needed by subset.obs); its columns "
+                f"are {list(obs.columns)}"
+            )
+            raise SchemaError(msg)
+        present = set(obs[column].astype(str).unique())
+        absent = sorted(set(values) - present)
+        if absent:
+            logger.warning("subset.obs.%s: values %s do not occur in the file", column, absent)
+        keep = np.asarray(obs[column].astype(str).isin(values))
+        logger.info(
+            "subset %s in %s: kept %d of %d cells (dropped: %s)",
+            column,
+            list(values),
+            int((rows & keep).sum()),
+            int(rows.sum()),
+            obs.loc[rows & ~keep, column].astype(str).value_counts().to_dict(),
+        )
+        rows &= keep
+    if not rows.any():
+        msg = f"{path.name}: subset.obs keeps no cell"
+        raise SchemaError(msg)
+    return rows
+
+
+def _kept_genes(names: pd.Index, subset: SubsetSpec | None) -> np.ndarray:
+    """Boolean mask of the genes ``subset.drop_var_prefixes`` keeps, logging each prefix's drops."""
+    cols = np.ones(len(names), dtype=bool)
+    for prefix in subset.drop_var_prefixes if subset is not None else ():
+        dropped = np.asarray(names.astype(str).str.startswith(prefix))
+        if dropped.any():
+            logger.info("dropped %d genes whose names start with %r", int(dropped.sum()), prefix)
+        cols &= ~dropped
+    return cols
+
+
+def _counts_matrix(
+    f: h5py.File, path: Path, counts_layer: str | None, rows: np.ndarray
+) -> tuple[str, Any, pd.DataFrame]:
+    """Find the matrix that holds the raw counts: (description, h5py element, its var)."""
+    var = read_elem(f["var"])
+    layers = list(f["layers"].keys()) if "layers" in f else []
+    if counts_layer is None:
+        return "X", f["X"], var
+    if counts_layer != AUTO_COUNTS:
+        if counts_layer not in layers:
+            msg = f"{path.name}: counts_layer {counts_layer!r} is not a layer; layers are {layers}"
+            raise SchemaError(msg)
+        return f"layers[{counts_layer!r}]", f["layers"][counts_layer], var
+    ordered = [n for n in ("counts", "raw") if n in layers] + [
+        n for n in layers if n not in ("counts", "raw")
+    ]
+    candidates = [("X", f["X"], var)]
+    candidates += [(f"layers[{n!r}]", f["layers"][n], var) for n in ordered]
+    if "raw" in f and "X" in f["raw"]:
+        candidates.append((".raw.X", f["raw"]["X"], read_elem(f["raw"]["var"])))
+    probe = np.zeros(len(rows), dtype=bool)
+    probe[np.flatnonzero(rows)[:COUNTS_PROBE_ROWS]] = True
+    rejected = []
+    for where, elem, cand_var in candidates:
+        block = _read_block_rows(elem, probe, np.ones(len(cand_var), dtype=bool))
+        problems = count_problems(block, where=where)
+        if not problems:
+            if rejected:
+                logger.info("raw counts not in %s", "; ".join(rejected))
+            logger.info("counts_layer auto: raw counts found in %s", where)
+            return where, elem, cand_var
+        rejected.append(problems[0])
+    raise DataContractError(
+        [f"{path.name}: no matrix holds raw counts (counts_layer auto):", *rejected]
+    )
+
+
+def _read_block_rows(elem: Any, rows: np.ndarray, cols: np.ndarray) -> sparse.csr_matrix:
+    """Kept rows and columns of a dense or sparse h5ad matrix, read in row blocks, as CSR float32."""
+    is_sparse = isinstance(elem, h5py.Group)
+    matrix = sparse_dataset(elem) if is_sparse else elem
+    n = len(rows)
+    blocks = []
+    for start in range(0, n, H5AD_ROW_CHUNK):
+        keep = rows[start : start + H5AD_ROW_CHUNK]
+        if not keep.any():
+            continue
+        block = matrix[start : start + len(keep)]
+        block = sparse.csr_matrix(block)[np.flatnonzero(keep)][:, np.flatnonzero(cols)]
+        blocks.append(block.astype(np.float32))
+    return (
+        sparse.vstack(blocks, format="csr")
+        if blocks
+        else sparse.csr_matrix((0, int(cols.sum())), dtype=np.float32)
+    )
+
+
+#: Columns the portal metadata of a Single Cell Portal study always has.
+SCP_ID_COLUMN = "NAME"
+
+
+def read_scp_metadata(path: str | Path) -> pd.DataFrame:
+    """Read a Single Cell Portal metadata file: header, the ``TYPE`` row, one row per cell.
+
+    The ``TYPE`` row (``group`` or ``numeric`` per column) is dropped and used to type the columns:
+    ``numeric`` columns become numbers, ``group`` columns categories. Rows are indexed by ``NAME``.
+
+    Raises
+    ------
+    SchemaError
+        If there is no ``NAME`` column or cell IDs repeat.
+    """
+    path = Path(path)
+    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values=[""])
+    if SCP_ID_COLUMN not in table.columns:
+        msg = f"{path.name}: no {SCP_ID_COLUMN!r} column; its columns are {list(table.columns)}"
+        raise SchemaError(msg)
+    types: dict[str, str] = {}
+    if len(table) and str(table.iloc[0][SCP_ID_COLUMN]).upper() == "TYPE":
+        types = {c: str(v).lower() for c, v in table.iloc[0].items()}
+        table = table.iloc[1:]
+    table = table.set_index(SCP_ID_COLUMN)
+    if not table.index.is_unique:
+        dup = table.index[table.index.duplicated()].unique()[:5].tolist()
+        msg = f"{path.name}: cell IDs repeat in {SCP_ID_COLUMN!r} (e.g. {dup})"
+        raise SchemaError(msg)
+    for column in table.columns:
+        if types.get(column) == "numeric":
+            table[column] = pd.to_numeric(table[column], errors="coerce")
+        else:
+            table[column] = table[column].astype("category")
+    table.index.name = None
+    return table
+
+
+def read_scp_bundles(
+    source: ScpBundlesSource, files: Mapping[str, str | Path] | Sequence[str | Path]
+) -> ad.AnnData:
+    """Read Single Cell Portal expression bundles (genes x cells MatrixMarket) and their metadata.
+
+    Each bundle's ``.scp.raw.mtx`` is read with its features (Ensembl ID, symbol) and barcodes;
+    the bundles are joined on the genes all of them measure (logged: the IBD atlas's colon and
+    ileum bundles list 28,663 and 28,923 genes), and cells get their row of the portal metadata
+    (:func:`read_scp_metadata`); cells without one are dropped and counted in the log.
+
+    Parameters
+    ----------
+    source
+        The parsed source.
+    files
+        Path of every registry key of :meth:`ScpBundlesSource.resources`, or the paths in that
+        order.
+
+    Returns
+    -------
+    Cells x shared genes: counts in ``X`` (CSR), ``obs`` the metadata plus ``bundle``, ``var``
+    indexed by symbol (made unique) with ``gene_ids``.
+
+    Raises
+    ------
+    SchemaError
+        If a bundle's files disagree (matrix shape vs features/barcodes) or no cell has metadata.
+    DataContractError
+        If a matrix does not hold raw counts.
+    """
+    if not isinstance(files, Mapping):
+        files = dict(zip(source.resources(), files, strict=True))
+    parts = []
+    for bundle in source.bundles:
+        keys = source.bundle_files(bundle)
+        features = pd.read_csv(files[keys["features"]], sep="\t", header=None, dtype=str)
+        barcodes = pd.read_csv(files[keys["barcodes"]], sep="\t", header=None, dtype=str)[0]
+        matrix = spio.mmread(files[keys["matrix"]], spmatrix=False)
+        if matrix.shape != (len(features), len(barcodes)):
+            msg = (
+                f"bundle {bundle}: {keys['matrix']} is {matrix.shape[0]} x {matrix.shape[1]} "
+                f"(genes x cells) but {keys['features']} lists {len(features)} genes and "
+                f"{keys['barcodes']} {len(barcodes)} cells"
+            )
+            raise SchemaError(msg)
+        x = sparse.csr_matrix(matrix.T, dtype=np.float32)
+        problems = count_problems(x, where=keys["matrix"])
+        if problems:
+            raise DataContractError(problems)
+        symbols = features[1] if features.shape[1] > 1 else features[0]
+        var = pd.DataFrame({"gene_symbols": symbols.to_numpy()}, index=features[0].to_numpy())
+        part = ad.AnnData(X=x, obs=pd.DataFrame(index=barcodes.to_numpy()), var=var)
+        part.obs["bundle"] = bundle
+        logger.info("bundle %s: %d cells x %d genes", bundle, part.n_obs, part.n_vars)
+        parts.append(part)
+    shared = set.intersection(*(set(p.var_names) for p in parts))
+    union = set.union(*(set(p.var_names) for p in parts))
+    if len(shared) < len(union):
+        logger.info(
+            "kept the %d genes measured in every bundle (%d measured in some only)",
+            len(shared),
+            len(union) - len(shared),
+        )
+    adata = ad.concat(parts, join="inner", merge="first", index_unique=None)
+    adata.obs["bundle"] = adata.obs["bundle"].astype("category")
+    if not adata.obs_names.is_unique:
+        msg = "cell IDs repeat across bundles"
+        raise SchemaError(msg)
+    metadata = read_scp_metadata(files[source.metadata])
+    has_meta = adata.obs_names.isin(metadata.index)
+    if not has_meta.any():
+        msg = (
+            f"no cell of the bundles has a row in {source.metadata} (cell IDs such as "
+            f"{list(adata.obs_names[:3])} vs {list(metadata.index[:3])})"
+        )
+        raise SchemaError(msg)
+    if not has_meta.all():
+        logger.info("dropped %d of %d cells without metadata", int((~has_meta).sum()), adata.n_obs)
+        adata = adata[has_meta].copy()
+    unused = int((~metadata.index.isin(adata.obs_names)).sum())
+    if unused:
+        logger.info("%d metadata rows name cells of no bundle read", unused)
+    adata.obs = adata.obs.join(metadata)
+    adata.var["gene_ids"] = adata.var_names.to_numpy()
+    adata.var_names = adata.var.pop("gene_symbols").astype(str).to_numpy()
+    adata.var_names_make_unique()
+    adata.X = sparse.csr_matrix(adata.X)
+    return adata
+
+
+def read_sample_metadata(
+    adata: ad.AnnData, spec: SampleMetadataSpec, path: str | Path
+) -> ad.AnnData:
+    """Join a tab-separated table of per-sample (or per-donor) covariates onto ``adata.obs``.
+
+    Raises
+    ------
+    SchemaError
+        If ``spec.join_key`` is missing from the table or from ``obs``, a key repeats in the table, a
+        column would overwrite an ``obs`` column, or a value of ``obs[join_key]`` has no row (naming
+        them).
+    """
+    path = Path(path)
+    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values=[""])
+    for what, columns in ((path.name, table.columns), ("obs", adata.obs.columns)):
+        if spec.join_key not in columns:
+            msg = f"sample_metadata: {what} has no column {spec.join_key!r}; its columns are {list(columns)}"
+            raise SchemaError(msg)
+    if table[spec.join_key].duplicated().any():
+        dup = table.loc[table[spec.join_key].duplicated(), spec.join_key].unique()[:5].tolist()
+        msg = f"sample_metadata: {path.name} has several rows for {spec.join_key} {dup}"
+        raise SchemaError(msg)
+    clash = sorted(set(table.columns) - {spec.join_key} & set(adata.obs.columns))
+    if clash:
+        msg = f"sample_metadata: columns {clash} of {path.name} already exist in obs"
+        raise SchemaError(msg)
+    keys = adata.obs[spec.join_key].astype(str)
+    missing = sorted(set(keys) - set(table[spec.join_key]))
+    if missing:
+        msg = (
+            f"sample_metadata: {len(missing)} value(s) of obs[{spec.join_key!r}] have no row in "
+            f"{path.name}: {missing[:5]}"
+        )
+        raise SchemaError(msg)
+    table = table.set_index(spec.join_key)
+    for column in table.columns:
+        values = table[column].reindex(keys.to_numpy())
+        numeric = pd.to_numeric(values, errors="coerce")
+        adata.obs[column] = (
+            numeric.to_numpy()
+            if numeric.notna().sum() == values.notna().sum()
+            else pd.Categorical(values.to_numpy())
+        )
+    logger.info(
+        "joined %d columns of %s on %s: %s",
+        table.shape[1],
+        path.name,
+        spec.join_key,
+        list(table.columns),
+    )
+    return adata
+
+
+def read_source(
+    source: SimulationParams | H5adSource | TenxMtxTarSource | ScpBundlesSource,
+    path: str | Path | Mapping[str, str | Path],
+    subset: SubsetSpec | None = None,
+) -> ad.AnnData:
+    """Read the raw input of a dataset entry, by the kind of its ``source``.
+
+    Parameters
+    ----------
+    source
+        The parsed ``source`` of the entry (:attr:`DatasetSpec.source`).
+    path
+        Its file (the simulated base, the ``.h5ad`` file, the downloaded archive), or for
+        ``scp_bundles`` the path of each of its registry keys.
+    subset
+        Cells and genes to keep (:attr:`DatasetSpec.subset`); ``h5ad`` sources apply it while
+        reading, the others after.
+
+    Returns
+    -------
+    The raw dataset, for :func:`preprocess_dataset`.
+    """
+    if isinstance(source, H5adSource):
+        return read_h5ad_counts(path, source.counts_layer, subset)
+    if isinstance(source, ScpBundlesSource):
+        adata = read_scp_bundles(source, path)
+    elif isinstance(source, TenxMtxTarSource):
+        adata = read_10x_mtx_tar(path, source.matrix_dir)
+    elif isinstance(source, SimulationParams):
+        adata = ad.read_h5ad(path)
+    else:
+        msg = f"unknown source {source!r}"
+        raise TypeError(msg)
+    return apply_subset(adata, subset)
+
+
+def apply_subset(adata: ad.AnnData, subset: SubsetSpec | None) -> ad.AnnData:
+    """Keep the cells and genes ``subset`` keeps (an in-memory AnnData), logging what goes."""
+    if subset is None:
+        return adata
+    rows = _kept_rows(adata.obs, subset, Path("data"))
+    cols = _kept_genes(adata.var_names, subset)
+    return adata[rows, cols].copy() if not (rows.all() and cols.all()) else adata
+
+
+def _member_name(name: str) -> str:
+    """Normalise a member name: no ``./`` parts, no leading or trailing slash (``./a/b/`` -> ``a/b``)."""
+    return "/".join(p for p in PurePosixPath(name).parts if p not in {".", "/"})

@@ -1,0 +1,116 @@
+"""The analyses of a fitted MrVI as the workflow runs them: one function per rule.
+
+Each takes the fitted model, the preprocessed data and the parsed dataset entry (its ``labels_key``,
+``sample_covariates`` and ``analysis`` section) and returns what the rule writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mrvi_repro._groups import with_group_column
+from mrvi_repro.analysis import (
+    differential_abundance_binary,
+    differential_expression,
+    local_sample_distances,
+    sample_groups,
+    stratify_cells,
+)
+
+if TYPE_CHECKING:
+    import anndata as ad
+    import xarray as xr
+
+    from mrvi_repro.model import MrVI
+
+    from .entry import DatasetSpec
+
+logger = logging.getLogger(__name__)
+
+#: Cells up to which DA's aggregated posteriors use every cell; above, about this many in all.
+DA_REFERENCE_CELLS = 100_000
+
+
+def mrvi_distances(model: MrVI, adata: ad.AnnData, spec: DatasetSpec) -> xr.DataArray:
+    """Mean local sample distance matrix per ``labels_key`` group (one group without labels)."""
+    return local_sample_distances(
+        model,
+        adata,
+        groupby=spec.labels_key,
+        mc_samples=spec.analysis.distances.mc_samples,
+        seed=spec.mrvi.seed,
+    )
+
+
+def mrvi_da(model: MrVI, adata: ad.AnnData, spec: DatasetSpec) -> xr.Dataset:
+    """Per-cell DA log ratios for every two-valued sample covariate of the entry.
+
+    Up to :data:`DA_REFERENCE_CELLS` cells, each sample's aggregated posterior is the mixture of all
+    its cells (the paper's); above, of a seeded random subset of about ``DA_REFERENCE_CELLS / S``
+    cells per sample, so the cost stays linear in cells instead of quadratic.
+    """
+    max_cells = None
+    if adata.n_obs > DA_REFERENCE_CELLS:
+        max_cells = math.ceil(DA_REFERENCE_CELLS / len(model.registry.samples))
+        logger.info(
+            "DA: %d cells; aggregated posteriors from at most %d cells per sample",
+            adata.n_obs,
+            max_cells,
+        )
+    return differential_abundance_binary(
+        model,
+        adata,
+        list(spec.sample_covariates),
+        max_cells_per_sample=max_cells,
+        seed=spec.mrvi.seed,
+    )
+
+
+def mrvi_de(model: MrVI, adata: ad.AnnData, spec: DatasetSpec) -> xr.Dataset:
+    """Per-cell DE of the entry's ``analysis.de`` design, LFCs averaged per ``labels_key`` group.
+
+    The design's covariates are fitted jointly (default: all ``sample_covariates``). Without a
+    ``labels_key`` the LFCs are averaged over all cells (one group, ``all``).
+    """
+    de = spec.analysis.de
+    covariates = list(de.covariates or spec.sample_covariates)
+    if not covariates:
+        msg = f"dataset {spec.name!r}: DE needs sample_covariates (or analysis.de.covariates)"
+        raise ValueError(msg)
+    groupby = spec.labels_key
+    if de.lfc and groupby is None:
+        adata, groupby = with_group_column(adata, np.full(adata.n_obs, "all"), "all")
+    out = differential_expression(
+        model,
+        adata,
+        covariates=covariates,
+        mc_samples=de.mc_samples,
+        lam=de.lam,
+        lfc=de.lfc,
+        lfc_groupby=groupby if de.lfc else None,
+        seed=spec.mrvi.seed,
+    )
+    out.attrs["covariates"] = ",".join(covariates)  # netCDF attributes hold no string lists
+    return out
+
+
+def mrvi_stratification(model: MrVI, adata: ad.AnnData, spec: DatasetSpec) -> xr.Dataset:
+    """Cell clusters by distance matrices, per-cluster sample dendrograms and sample groups."""
+    st = spec.analysis.stratify
+    out = stratify_cells(
+        model,
+        adata,
+        n_pcs=st.n_pcs,
+        n_neighbors=st.n_neighbors,
+        resolution=st.resolution,
+        method=st.method,
+        mc_samples=st.mc_samples,
+        seed=spec.mrvi.seed,
+    )
+    n_groups = min(st.n_sample_groups, len(model.registry.samples))
+    out["sample_group"] = sample_groups(out, n_groups)
+    return out

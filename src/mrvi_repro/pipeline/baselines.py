@@ -1,0 +1,456 @@
+"""What the workflow's baseline rules do, as a dataset entry's ``baselines`` section says.
+
+Representations (PCA and scVI), composition distances on either, DESeq2 pseudobulk tables, Milo
+per-cell DA log ratios and miloDE LFCs per cell group.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from mrvi_repro._graph import knn_graph, leiden
+from mrvi_repro._groups import group_codes
+from mrvi_repro.baselines import (
+    DESEQ2_COLUMNS,
+    MILODE_COLUMNS,
+    check_obs_keys,
+    composition_distances,
+    milo_da,
+    milode,
+    natural_order,
+    pca_representation,
+    pseudobulk_deseq2,
+)
+from mrvi_repro.model import embedding_anndata
+from mrvi_repro.settings.names import REPRESENTATION_KEYS
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from mrvi_repro.model import SCVI
+
+    from .entry import DatasetSpec
+
+logger = logging.getLogger(__name__)
+
+#: Columns of the table of :func:`deseq2_baseline`, in order: one row per (covariate, gene).
+DESEQ2_TABLE_COLUMNS = ("covariate", "tested", "reference", *DESEQ2_COLUMNS)
+
+#: Columns of the table of :func:`milode_baseline`, in order: one row per (covariate, nhood, gene).
+MILODE_TABLE_COLUMNS = ("covariate", "tested", "reference", *MILODE_COLUMNS)
+
+
+def baseline_representations(adata: ad.AnnData, scvi: SCVI, spec: DatasetSpec) -> ad.AnnData:
+    """Collect the baselines' cell representations into a light AnnData.
+
+    Parameters
+    ----------
+    adata
+        The preprocessed AnnData (raw counts in ``X``).
+    scvi
+        scVI fitted to ``adata`` (:func:`mrvi_repro.pipeline.fit_scvi`).
+    spec
+        The dataset entry: ``baselines.pca.n_comps`` and ``baselines.seed`` (PCA solver).
+
+    Returns
+    -------
+    An AnnData without ``X`` in the layout of ``mrvi_latent.h5ad``
+    (:func:`mrvi_repro.model.embedding_anndata`): the cells' ``obs``, ``obsm["X_pca"]`` and
+    ``obsm["X_scvi"]`` (the keys of :data:`~mrvi_repro.settings.names.REPRESENTATION_KEYS`, listed in
+    ``uns["latent_keys"]``), and scVI's training history in ``uns["scvi_history"]``.
+    """
+    settings = spec.baselines
+    out = embedding_anndata(
+        adata,
+        {
+            REPRESENTATION_KEYS["pca"]: pca_representation(
+                adata, settings.pca.n_comps, seed=settings.seed
+            ),
+            REPRESENTATION_KEYS["scvi"]: scvi.get_latent(adata),
+        },
+    )
+    out.uns["scvi_history"] = scvi.history.copy()
+    logger.info(
+        "representations of %d cells: %s",
+        out.n_obs,
+        ", ".join(f"{k} {out.obsm[k].shape[1]}" for k in out.uns["latent_keys"]),
+    )
+    return out
+
+
+def composition_baseline(
+    representations: ad.AnnData, spec: DatasetSpec, representation: str
+) -> xr.DataArray:
+    """Composition-PCA or composition-scVI sample distances per cluster, as the entry says.
+
+    Parameters
+    ----------
+    representations
+        Cells with the representation in ``obsm`` (:func:`baseline_representations`) and the
+        entry's ``sample_key`` (and ``labels_key``) in ``obs``.
+    spec
+        The dataset entry: ``baselines.composition`` (clusters, resolutions, kNN size) and
+        ``baselines.seed``.
+    representation
+        A name of :data:`~mrvi_repro.settings.names.REPRESENTATION_KEYS` (``"pca"`` or ``"scvi"``).
+
+    Returns
+    -------
+    The distances of :func:`composition_distances` (dims ``group``, ``sample_x``, ``sample_y``;
+    the layout of MrVI's grouped distances), with ``representation`` and ``clusters`` (the
+    resolved choice: ``labels`` or ``leiden``) added to ``attrs``.
+    """
+    if representation not in REPRESENTATION_KEYS:
+        msg = f"unknown representation {representation!r}; known: {list(REPRESENTATION_KEYS)}"
+        raise ValueError(msg)
+    key = REPRESENTATION_KEYS[representation]
+    settings, seed = spec.baselines.composition, spec.baselines.seed
+    use_labels = settings.clusters == "labels" or (
+        settings.clusters == "auto" and spec.labels_key is not None
+    )
+    adata = representations
+    if use_labels:
+        cluster_key = spec.labels_key
+    else:
+        cluster_key = f"leiden_{representation}"
+        graph = ad.AnnData(obs=pd.DataFrame(index=adata.obs_names), obsm={key: adata.obsm[key]})
+        knn_graph(graph, n_neighbors=settings.n_neighbors, use_rep=key, seed=seed)
+        adata = adata.copy()
+        adata.obs[cluster_key] = leiden(graph, resolution=settings.cluster_resolution, seed=seed)
+        logger.info(
+            "composition %s: %d Leiden clusters (resolution %s)",
+            representation,
+            adata.obs[cluster_key].nunique(),
+            settings.cluster_resolution,
+        )
+    dist = composition_distances(
+        adata,
+        representation=key,
+        sample_key=spec.sample_key,
+        cluster_key=cluster_key,
+        resolution=settings.subcluster_resolution,
+        n_neighbors=settings.n_neighbors,
+        seed=seed,
+    )
+    dist.attrs.update(
+        {"representation": representation, "clusters": "labels" if use_labels else "leiden"}
+    )
+    return dist
+
+
+def deseq2_baseline(adata: ad.AnnData, spec: DatasetSpec, *, n_cpus: int = 1) -> pd.DataFrame:
+    """DESeq2 on pseudobulks for every tested two-valued sample covariate, as the entry says.
+
+    Parameters
+    ----------
+    adata
+        The preprocessed AnnData (raw counts in ``X``).
+    spec
+        The dataset entry: ``baselines.deseq2`` (group, covariates, nuisance, ``min_cells``),
+        ``sample_key``, ``labels_key`` (the group's column) and ``batch_key`` (the nuisance).
+    n_cpus
+        Worker processes of pydeseq2.
+
+    Returns
+    -------
+    One row per (covariate, gene) with columns :data:`DESEQ2_TABLE_COLUMNS`: the covariate, its
+    tested and reference levels (the LFC is log2(tested / reference); the reference is the first
+    level, categorical order, else sorted) and :func:`pseudobulk_deseq2`'s statistics. Covariates
+    without exactly two values are skipped (logged); with none left the table is empty.
+    """
+    settings = spec.baselines.deseq2
+    group = None if settings.group == "all" else settings.group
+    nuisance = spec.batch_key if settings.batch_in_design else None
+    if nuisance is not None and adata.obs[nuisance].nunique() < 2:
+        logger.info("DESeq2: batch_key %r has one value; no nuisance in the design", nuisance)
+        nuisance = None
+    covariates = spec.sample_covariates if settings.covariates is None else settings.covariates
+    tables = []
+    for covariate in _binary_covariates(adata, covariates, method="DESeq2"):
+        table = pseudobulk_deseq2(
+            adata,
+            sample_key=spec.sample_key,
+            group_key=None if group is None else spec.labels_key,
+            group=group,
+            covariate=covariate,
+            nuisance_key=nuisance,
+            min_cells=settings.min_cells,
+            n_cpus=n_cpus,
+        )
+        info = table.attrs
+        tested, reference = info["contrast"]
+        logger.info(
+            "DESeq2 %s (%s), %s vs %s in %s: samples per level %s, left out %s; "
+            "%d genes with padj < 0.05",
+            covariate,
+            info["design"],
+            tested,
+            reference,
+            "all cells" if group is None else f"{spec.labels_key} == {group!r}",
+            info["n_samples"],
+            info["dropped_samples"] or "none",
+            int((table["padj"] < 0.05).sum()),
+        )
+        table.insert(0, "reference", reference)
+        table.insert(0, "tested", tested)
+        table.insert(0, "covariate", covariate)
+        tables.append(table)
+    if not tables:
+        logger.warning("DESeq2: no two-valued covariate among %s; the table is empty", covariates)
+        return pd.DataFrame(columns=list(DESEQ2_TABLE_COLUMNS))
+    out = pd.concat(tables, ignore_index=True)
+    out.attrs = {}
+    return out
+
+
+def _binary_covariates(adata: ad.AnnData, covariates: Sequence[str], *, method: str) -> list[str]:
+    """Keep the covariates with exactly two values, in order; skip (and log) the others.
+
+    Raises
+    ------
+    ValueError
+        If a covariate is not an ``obs`` column.
+    """
+    check_obs_keys(adata, **{f"covariates[{i}]": c for i, c in enumerate(covariates)})
+    kept = []
+    for covariate in covariates:
+        n_levels = len(natural_order(adata.obs[covariate]))
+        if n_levels == 2:
+            kept.append(covariate)
+        else:
+            logger.info("%s: skipping %r (%d values, not two)", method, covariate, n_levels)
+    return kept
+
+
+def _nhood_inputs(
+    adata: ad.AnnData, representations: ad.AnnData, spec: DatasetSpec, method: str
+) -> tuple[np.ndarray, list[str]]:
+    """Return the representation a neighbourhood baseline runs on and the covariates it tests."""
+    settings = getattr(spec.baselines, method)
+    if not np.array_equal(
+        np.asarray(adata.obs_names, dtype=str), np.asarray(representations.obs_names, dtype=str)
+    ):
+        msg = f"{method}: the representations' cells are not the data's (names or order differ)"
+        raise ValueError(msg)
+    rep = np.asarray(representations.obsm[REPRESENTATION_KEYS[settings.representation]])
+    covariates = spec.sample_covariates if settings.covariates is None else settings.covariates
+    return rep, _binary_covariates(adata, covariates, method=method)
+
+
+def milo_baseline(adata: ad.AnnData, representations: ad.AnnData, spec: DatasetSpec) -> xr.Dataset:
+    """Run Milo DA for every tested two-valued sample covariate, as ``baselines.milo`` says.
+
+    Parameters
+    ----------
+    adata
+        The preprocessed AnnData (only ``obs`` is used).
+    representations
+        The same cells with the baselines' representations in ``obsm``
+        (:func:`baseline_representations`).
+    spec
+        The dataset entry: ``baselines.milo`` (settings, covariates, representation),
+        ``sample_key`` and ``batch_key`` (added to the design when it takes several values).
+
+    Returns
+    -------
+    Dataset in the layout of MrVI's DA file (``analysis/da.nc``): one ``log_ratio_<covariate>``
+    (cell; the mean log2 fold change of the tested neighbourhoods containing the cell, NaN in
+    none) per tested covariate, with ``covariate``, ``group_a`` (tested level), ``group_b``,
+    ``design`` and ``n_tested`` in its ``attrs``. The neighbourhoods do not depend on the
+    covariate and are shared: ``n_nhoods`` (cell), ``index_cell``, ``n_cells`` and
+    ``kth_distance`` (nhood), and per covariate ``logFC``, ``PValue`` and ``SpatialFDR``
+    (covariate, nhood). ``attrs``: the method, keys, representation, sign convention and
+    settings. Covariates without exactly two values are skipped (logged); with none left the
+    Dataset has only the ``cell`` coordinate.
+
+    Raises
+    ------
+    ValueError
+        If the representations are not of the data's cells, or :func:`milo_da` refuses a
+        covariate (e.g. fewer than 2 samples per level, a batch confounded with it).
+    """
+    settings = spec.baselines.milo
+    rep, covariates = _nhood_inputs(adata, representations, spec, "milo")
+    cells = np.asarray(adata.obs_names, dtype=str)
+    out = xr.Dataset(coords={"cell": cells})
+    per_nhood: dict[str, list[np.ndarray]] = {"logFC": [], "PValue": [], "SpatialFDR": []}
+    first: xr.Dataset | None = None
+    for covariate in covariates:
+        res = milo_da(
+            adata,
+            sample_key=spec.sample_key,
+            covariate=covariate,
+            batch_key=spec.batch_key,
+            representation=rep,
+            config=settings.config,
+        )
+        if first is None:
+            first = res
+        elif not np.array_equal(res["index_cell"].values, first["index_cell"].values):
+            msg = f"milo: the neighbourhoods of {covariate!r} differ from the first covariate's"
+            raise RuntimeError(msg)
+        out[f"log_ratio_{covariate}"] = ("cell", res["log_ratio"].values)
+        out[f"log_ratio_{covariate}"].attrs.update(
+            {k: res.attrs[k] for k in ("covariate", "group_a", "group_b", "design", "n_tested")}
+        )
+        for name, values in per_nhood.items():
+            values.append(res[name].values)
+        logger.info(
+            "Milo %s (%s), %s vs %s: %d of %d neighbourhoods tested, %d with SpatialFDR < 0.1",
+            covariate,
+            res.attrs["design"],
+            res.attrs["group_a"],
+            res.attrs["group_b"],
+            res.attrs["n_tested"],
+            res.sizes["nhood"],
+            int((res["SpatialFDR"] < 0.1).sum()),
+        )
+    if first is None:
+        logger.warning("Milo: no two-valued covariate among %s; nothing tested", covariates)
+        return out
+    out = out.assign_coords(
+        covariate=np.asarray(covariates, dtype=str), nhood=first["nhood"].values
+    )
+    out["n_nhoods"] = ("cell", first["n_nhoods"].values)
+    out["index_cell"] = ("nhood", np.asarray(first["index_cell"].values, dtype=str))
+    for name in ("n_cells", "kth_distance"):
+        out[name] = ("nhood", first[name].values)
+    for name, values in per_nhood.items():
+        out[name] = (("covariate", "nhood"), np.stack(values))
+    keep = ("method", "sample_key", "batch_key", "sign_convention", "n_dims")
+    out.attrs = {k: first.attrs[k] for k in keep} | {
+        k: v for k, v in first.attrs.items() if k.startswith("config_")
+    }
+    out.attrs["representation"] = settings.representation
+    return out
+
+
+def milode_baseline(
+    adata: ad.AnnData, representations: ad.AnnData, spec: DatasetSpec
+) -> tuple[xr.Dataset, pd.DataFrame]:
+    """Run miloDE for every tested two-valued sample covariate, as ``baselines.milode`` says.
+
+    Parameters
+    ----------
+    adata
+        The preprocessed AnnData (raw counts in ``X``).
+    representations
+        The same cells with the baselines' representations in ``obsm``
+        (:func:`baseline_representations`).
+    spec
+        The dataset entry: ``baselines.milode`` (settings, covariates, representation),
+        ``sample_key``, ``batch_key`` (added to the design when it takes several values) and
+        ``labels_key`` (the groups the per-cell LFCs are averaged over).
+
+    Returns
+    -------
+    lfc
+        Dataset in the layout of MrVI's DE LFCs (``analysis/de.nc``): ``lfc`` (covariate, group,
+        gene; float32, log2), per tested covariate the mean over the cells of each ``labels_key``
+        group (one group ``all`` without labels) of the per-cell LFC (the mean logFC of the tested
+        neighbourhoods containing the cell that kept the gene), cells without a value left out
+        (NaN where the group has none); ``n_cells`` (group) and ``n_cells_tested`` (covariate,
+        group: cells in at least one tested neighbourhood); ``group_a``, ``group_b``, ``design``,
+        ``n_nhoods`` and ``n_tested`` (covariate). ``attrs``: the method, keys, representation,
+        sign convention and settings.
+    table
+        One row per (covariate, neighbourhood, gene tested somewhere) with columns
+        :data:`MILODE_TABLE_COLUMNS`: the covariate, its tested (``group_a``) and reference levels
+        and miloDE's statistics. Covariates without exactly two values are skipped (logged); with
+        none left the Dataset has no covariate and the table is empty.
+
+    Raises
+    ------
+    ValueError
+        If the representations are not of the data's cells, or :func:`milode` refuses a
+        covariate (e.g. fewer than 2 samples per level, no testable neighbourhood).
+    """
+    settings = spec.baselines.milode
+    rep, covariates = _nhood_inputs(adata, representations, spec, "milode")
+    group, groups = group_codes(adata, spec.labels_key)
+    onehot = np.eye(len(groups), dtype=np.float64)[group]  # cells x groups
+    n_cells = onehot.sum(axis=0).astype(np.int64)
+    means, tested_cells, per_cov, tables = [], [], [], []
+    attrs: dict[str, object] = {}
+    for covariate in covariates:
+        res = milode(
+            adata,
+            sample_key=spec.sample_key,
+            covariate=covariate,
+            batch_key=spec.batch_key,
+            representation=rep,
+            config=settings.config,
+        )
+        lfc = res.lfc["lfc"].values
+        known = np.isfinite(lfc)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means.append(
+                ((onehot.T @ np.where(known, lfc, 0.0)) / (onehot.T @ known)).astype(np.float32)
+            )
+        tested_cells.append((onehot.T @ known.any(axis=1)).astype(np.int64))
+        info = res.lfc.attrs
+        per_cov.append(
+            {k: info[k] for k in ("group_a", "group_b", "design", "n_nhoods", "n_tested")}
+        )
+        attrs = info
+        table = res.table.copy()
+        table.insert(0, "reference", info["group_b"])
+        table.insert(0, "tested", info["group_a"])
+        table.insert(0, "covariate", covariate)
+        tables.append(table)
+        logger.info(
+            "miloDE %s (%s), %s vs %s: %d of %d neighbourhoods tested, %d (nhood, gene) pairs "
+            "with pval_corrected_across_nhoods < 0.1",
+            covariate,
+            info["design"],
+            info["group_a"],
+            info["group_b"],
+            info["n_tested"],
+            info["n_nhoods"],
+            int((res.table["pval_corrected_across_nhoods"] < 0.1).sum()),
+        )
+    genes = np.asarray(adata.var_names, dtype=str)
+    out = xr.Dataset(
+        {
+            "lfc": (
+                ("covariate", "group", "gene"),
+                np.stack(means) if means else np.empty((0, len(groups), genes.size), np.float32),
+            ),
+            "n_cells_tested": (
+                ("covariate", "group"),
+                np.stack(tested_cells) if tested_cells else np.empty((0, len(groups)), np.int64),
+            ),
+        },
+        coords={
+            "covariate": np.asarray(covariates, dtype=str),
+            "group": np.asarray(groups, dtype=str),
+            "gene": genes,
+            "n_cells": ("group", n_cells),
+        },
+    )
+    for key, dtype in (
+        ("group_a", str),
+        ("group_b", str),
+        ("design", str),
+        ("n_nhoods", np.int64),
+        ("n_tested", np.int64),
+    ):
+        out[key] = ("covariate", np.asarray([c[key] for c in per_cov], dtype=dtype))
+    out["lfc"].attrs["groupby"] = spec.labels_key or "all"
+    keep = ("method", "sample_key", "batch_key", "sign_convention")
+    out.attrs = {k: attrs[k] for k in keep if k in attrs} | {
+        k: v for k, v in attrs.items() if k.startswith("config_")
+    }
+    out.attrs["representation"] = settings.representation
+    if not tables:
+        logger.warning("miloDE: no two-valued covariate among %s; nothing tested", covariates)
+        return out, pd.DataFrame(columns=list(MILODE_TABLE_COLUMNS))
+    table = pd.concat(tables, ignore_index=True)
+    table.attrs = {}
+    return out, table
