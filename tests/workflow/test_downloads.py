@@ -74,6 +74,45 @@ def test_download_rule_fetches_records_and_asks_for_manual_files(repo, tmp_path,
     assert set(read_lock(lock)) == {"demo/data.bin", "portal/table.txt"}
 
 
+ERROR_PAGE = b"<!DOCTYPE html><html><head><title>Service Unavailable</title></head></html>\n"
+
+
+def test_refused_content_and_permanent_errors_fail_once_and_say_why_on_the_console(
+    repo, tmp_path, server, www_requests, www_faults, snakemake
+):
+    www_faults["/covid.h5ad"] = (200, "text/html; charset=utf-8", ERROR_PAGE)
+    registry, lock = tmp_path / "registry.yaml", tmp_path / "lock.tsv"
+    resources = {
+        "demo/covid.h5ad": {"url": f"{server}/covid.h5ad"},  # an error page with status 200
+        "demo/gone.h5ad": {"url": f"{server}/gone.h5ad"},  # 404
+    }
+    registry.write_text(yaml.safe_dump({"resources": resources}))
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "datasets": [str(repo / "config" / "datasets" / "semisynthetic.yaml")],
+                "downloads": {"registry": str(registry), "lock": str(lock)},
+            }
+        )
+    )
+    targets = [f"resources/{name}" for name in resources]
+    # --retries 2 as a profile may set it: the rule's `retries: 0` wins
+    args = ("--cores", "1", "--keep-going", "--retries", "2", "--directory", tmp_path)
+    rc, out = snakemake(repo, *targets, *args, "--configfile", config)
+    assert rc != 0
+    # each URL was asked for once: no rule retry repeats a 404 or a refused page
+    assert sorted(www_requests) == ["/covid.h5ad", "/gone.h5ad"], out[-3000:]
+    # the errors are on the console, not only in the rule logs
+    assert f"UnexpectedContentError: demo/covid.h5ad: the answer of {server}/covid.h5ad" in out
+    assert "HTML page (HTTP 200, Content-Type text/html; charset=utf-8" in out
+    assert f"DownloadError: demo/gone.h5ad: HTTP 404 File not found for {server}/gone.h5ad" in out
+    # nothing saved, nothing kept, nothing locked
+    assert not lock.exists()
+    kept = [p for p in (tmp_path / "resources").rglob("*") if p.is_file()]
+    assert all(p.parts[-3] in ("logs", "benchmarks") for p in kept), kept
+
+
 def test_shipped_registry_gives_one_download_job_per_resource(repo, tmp_path, snakemake):
     target = "resources/covid/haniffa21.processed.h5ad"
     rc, out = snakemake(repo, "-n", "--directory", tmp_path, target, timeout=300)
