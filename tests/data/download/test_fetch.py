@@ -331,6 +331,7 @@ def test_server_errors_are_retried(server, paths, caplog):
     fetch(f"{base}/data.bin", dest, lock_path=lock, name="demo/data.bin", **FAST)
     assert dest.read_bytes() == PAYLOAD and len(faults.requests) == 3
     assert "HTTP 503" in caplog.text and "retrying" in caplog.text
+    assert "kept in" not in caplog.text  # nothing had come, so no .part is named
 
 
 def test_retries_are_used_up(server, paths):
