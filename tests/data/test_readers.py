@@ -7,16 +7,33 @@ import tarfile
 from pathlib import Path
 
 import anndata as ad
+import h5py
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from scipy import sparse
 
 from mrvi_repro.data.contract import DataContractError
 from mrvi_repro.data.download import load_registry
-from mrvi_repro.data.readers import MTX_MEMBERS, ArchiveError, read_10x_mtx_tar, read_source
+from mrvi_repro.data.readers import (
+    MTX_MEMBERS,
+    ArchiveError,
+    SchemaError,
+    UnreadableInputError,
+    read_10x_mtx_tar,
+    read_h5ad,
+    read_scp_bundles,
+    read_source,
+)
 from mrvi_repro.pipeline import DatasetSpec, check_schema
-from mrvi_repro.settings.data import H5adSource, SimulationParams, TenxMtxTarSource
+from mrvi_repro.settings.data import (
+    H5adSource,
+    ScpBundlesSource,
+    SimulationParams,
+    SubsetSpec,
+    TenxMtxTarSource,
+)
 
 N_CELLS, N_GENES = 300, 200
 
@@ -174,3 +191,140 @@ def test_paper_config_lists_the_paper_entries(repo):
     assert (
         len({specs[f"sciplex_{cl}"].sciplex_screen().key() for cl in ("A549", "K562", "MCF7")}) == 1
     )
+
+
+# --- inputs that cannot be read: one named error, the likely cause, how to get a good copy ---
+
+ERROR_PAGE = b"<!DOCTYPE html><html><head><title>403 Forbidden</title></head></html>\n"
+
+
+@pytest.fixture
+def counts_h5ad(tmp_path):
+    """A small counts ``.h5ad`` file and its bytes."""
+    rng = np.random.default_rng(1)
+    x = sparse.random(200, 50, density=0.2, format="csr", random_state=rng, dtype=np.float32)
+    x.data = rng.integers(1, 20, size=x.nnz).astype(np.float32)
+    adata = ad.AnnData(X=x)
+    adata.obs["Site"] = pd.Categorical(["Ncl", "Cambridge"] * 100)
+    path = tmp_path / "good.h5ad"
+    adata.write_h5ad(path)
+    return path.read_bytes()
+
+
+def resource(tmp_path, name, data):
+    """``data`` written as ``resources/<name>`` under tmp_path."""
+    path = tmp_path / "resources" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def read_h5ad_source(path, subset=None):
+    return read_source(H5adSource(path=str(path)), path, subset)
+
+
+def test_an_unreadable_h5ad_download_is_named_with_how_to_fetch_it_again(tmp_path, counts_h5ad):
+    cut = len(counts_h5ad) // 2
+    cases = {
+        b"": "cannot be read as an .h5ad file: it is empty (0 bytes), not an HDF5 file (an "
+        "interrupted download or copy?)",
+        counts_h5ad[:cut]: f"cannot be read as an .h5ad file: it is truncated, {cut:,} of the "
+        f"{len(counts_h5ad):,} bytes its HDF5 header announces (an interrupted download or copy?)",
+        ERROR_PAGE: "cannot be read as an .h5ad file: it is an HTML page, not an HDF5 file (an "
+        "error or sign-in page saved in its place?)",
+        b"PK\x03\x04" + bytes(100): "cannot be read as an .h5ad file: it is not an HDF5 file "
+        "(which starts with b'\\x89HDF\\r\\n\\x1a\\n') (another file saved under this name? it "
+        "starts with b'PK\\x03\\x04\\x00",
+    }
+    for data, cause in cases.items():
+        path = resource(tmp_path, "covid/haniffa21.processed.h5ad", data)
+        for read in (read_h5ad_source, read_h5ad):
+            with pytest.raises(UnreadableInputError) as err:
+                read(path)
+            msg = str(err.value)
+            assert msg.startswith(f"{path}: {cause}"), msg
+            # how to fetch it again, as the lock logic requires
+            assert f"delete it (rm {path}) and run the workflow again" in msg
+            assert "the line of 'covid/haniffa21.processed.h5ad' in the lock file" in msg
+            assert f"If that line's size is {len(data)}, the size of this file" in msg
+            assert "delete the line too" in msg
+            assert "h5py" not in msg and "synchronously" not in msg  # no bare h5py error
+
+
+def test_an_hdf5_file_that_is_no_anndata_and_a_file_of_the_workflow(tmp_path):
+    path = tmp_path / "results" / "sim" / "raw" / "base.h5ad"
+    path.parent.mkdir(parents=True)
+    with h5py.File(path, "w") as f:
+        f["matrix"] = np.zeros(3)
+    with pytest.raises(UnreadableInputError) as err:
+        read_source(SimulationParams(), path)
+    msg = str(err.value)
+    assert "it is an HDF5 file but not an AnnData (no 'obs' or 'var'; it holds ['matrix'])" in msg
+    assert msg.endswith(
+        "It is written by the workflow: delete it and run the workflow again to rebuild it."
+    )
+    assert "resources" not in msg
+
+
+def test_an_anndata_without_cells_is_called_empty_not_subset_away(tmp_path, counts_h5ad):
+    path = tmp_path / "empty.h5ad"
+    empty = ad.AnnData(X=sparse.csr_matrix((0, 5), dtype=np.float32))
+    empty.obs["Site"] = pd.Categorical([])
+    empty.write_h5ad(path)
+    with pytest.raises(UnreadableInputError) as err:
+        read_h5ad_source(path)
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: the file is empty: it holds no cell (obs has 0 rows)")
+    assert "subset" not in msg
+    with pytest.raises(UnreadableInputError, match="nothing to read, let alone to subset"):
+        read_h5ad_source(path, SubsetSpec(obs={"Site": ["Ncl"]}))
+    # a subset that keeps nothing of a file with cells still says so
+    good = resource(tmp_path, "good.h5ad", counts_h5ad)
+    with pytest.raises(SchemaError, match="subset.obs keeps no cell"):
+        read_h5ad_source(good, SubsetSpec(obs={"Site": ["Sanger"]}))
+    assert read_h5ad_source(good, SubsetSpec(obs={"Site": ["Ncl"]})).n_obs == 100
+
+
+def test_a_damaged_10x_archive_is_named(tmp_path, standin, write_10x_tar):
+    good = write_10x_tar(tmp_path / "pbmc.tar.gz", *standin).read_bytes()
+    name = "pbmc68k/fresh_68k_pbmc_donor_a_filtered_gene_bc_matrices.tar.gz"
+    cases = {
+        good[: len(good) // 2]: "cannot be read as a .tar.gz archive: it is truncated or damaged",
+        b"": "cannot be read as a .tar.gz archive: it is empty (0 bytes), not a gzip file",
+        ERROR_PAGE: "cannot be read as a .tar.gz archive: it is an HTML page, not a gzip file",
+        good[:100] + bytes(len(good) - 100): "cannot be read as a .tar.gz archive: it is "
+        "truncated or damaged",
+    }
+    for data, cause in cases.items():
+        path = resource(tmp_path, name, data)
+        with pytest.raises(UnreadableInputError) as err:
+            read_source(TenxMtxTarSource(resource=name), path)
+        msg = str(err.value)
+        assert msg.startswith(f"{path}: {cause}"), msg
+        assert f"the line of {name!r} in the lock file" in msg
+
+
+def test_unreadable_portal_files_are_named(tmp_path):
+    source = ScpBundlesSource(bundles=("CO_EPI",), metadata="ibd/meta.txt", directory="ibd")
+    files = {
+        "ibd/CO_EPI.scp.raw.mtx": b"%%MatrixMarket matrix coordinate integer general\n3 2 4\n1 1 5\n",
+        "ibd/CO_EPI.scp.features.tsv": b"ENSG1\tA\nENSG2\tB\nENSG3\tC\n",
+        "ibd/CO_EPI.scp.barcodes.tsv": b"",
+        "ibd/meta.txt": b"NAME\tdonor_id\nTYPE\tgroup\n",
+    }
+    paths = {key: resource(tmp_path, key, data) for key, data in files.items()}
+    with pytest.raises(UnreadableInputError) as err:
+        read_scp_bundles(source, paths)
+    barcodes = paths["ibd/CO_EPI.scp.barcodes.tsv"]
+    assert str(err.value).startswith(
+        f"{barcodes}: cannot be read as a barcodes list: it is empty (0 bytes)"
+    )
+    barcodes.write_bytes(b"c1\nc2\n")
+    with pytest.raises(UnreadableInputError) as err:  # 4 entries announced, 1 given
+        read_scp_bundles(source, paths)
+    mtx = paths["ibd/CO_EPI.scp.raw.mtx"]
+    assert str(err.value).startswith(f"{mtx}: cannot be read as a MatrixMarket file: ")
+    assert "an interrupted download or copy?" in str(err.value)
+    mtx.write_bytes(ERROR_PAGE)
+    with pytest.raises(UnreadableInputError, match="it is an HTML page, not a MatrixMarket file"):
+        read_scp_bundles(source, paths)

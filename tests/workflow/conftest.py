@@ -39,19 +39,54 @@ def snakemake():
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
+    """Serves a folder; logs each request's path; answers the paths in ``faults`` as they say."""
+
+    def __init__(self, *args, requests, faults, **kwargs):
+        self.requests, self.faults = requests, faults
+        super().__init__(*args, **kwargs)
+
     def log_message(self, *args):
         pass
 
+    def do_GET(self):
+        self.requests.append(self.path)
+        if self.path not in self.faults:
+            super().do_GET()
+            return
+        status, content_type, body = self.faults[self.path]
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
 
 @pytest.fixture
-def www_server(tmp_path, monkeypatch):
-    """(folder, base URL) of a threading HTTP server on 127.0.0.1 serving tmp_path/www."""
+def www_requests():
+    """Paths requested from ``www_server``, in order."""
+    return []
+
+
+@pytest.fixture
+def www_faults():
+    """``{path: (status, content type, body)}``: answers ``www_server`` gives instead of a file."""
+    return {}
+
+
+@pytest.fixture
+def www_server(tmp_path, monkeypatch, www_requests, www_faults):
+    """(folder, base URL) of a threading HTTP server on 127.0.0.1 serving tmp_path/www.
+
+    It logs the requested paths in ``www_requests`` and answers those in ``www_faults`` with the
+    status, content type and body given there (e.g. an HTML error page with status 200).
+    """
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     www = tmp_path / "www"
     www.mkdir()
-    httpd = ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(www))
+    handler = functools.partial(
+        _QuietHandler, directory=str(www), requests=www_requests, faults=www_faults
     )
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield www, f"http://127.0.0.1:{httpd.server_address[1]}"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
+import anndata as ad
+import numpy as np
 import pytest
 import yaml
 
@@ -74,6 +76,45 @@ def test_download_rule_fetches_records_and_asks_for_manual_files(repo, tmp_path,
     assert set(read_lock(lock)) == {"demo/data.bin", "portal/table.txt"}
 
 
+ERROR_PAGE = b"<!DOCTYPE html><html><head><title>Service Unavailable</title></head></html>\n"
+
+
+def test_refused_content_and_permanent_errors_fail_once_and_say_why_on_the_console(
+    repo, tmp_path, server, www_requests, www_faults, snakemake
+):
+    www_faults["/covid.h5ad"] = (200, "text/html; charset=utf-8", ERROR_PAGE)
+    registry, lock = tmp_path / "registry.yaml", tmp_path / "lock.tsv"
+    resources = {
+        "demo/covid.h5ad": {"url": f"{server}/covid.h5ad"},  # an error page with status 200
+        "demo/gone.h5ad": {"url": f"{server}/gone.h5ad"},  # 404
+    }
+    registry.write_text(yaml.safe_dump({"resources": resources}))
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "datasets": [str(repo / "config" / "datasets" / "semisynthetic.yaml")],
+                "downloads": {"registry": str(registry), "lock": str(lock)},
+            }
+        )
+    )
+    targets = [f"resources/{name}" for name in resources]
+    # --retries 2 as a profile may set it: the rule's `retries: 0` wins
+    args = ("--cores", "1", "--keep-going", "--retries", "2", "--directory", tmp_path)
+    rc, out = snakemake(repo, *targets, *args, "--configfile", config)
+    assert rc != 0
+    # each URL was asked for once: no rule retry repeats a 404 or a refused page
+    assert sorted(www_requests) == ["/covid.h5ad", "/gone.h5ad"], out[-3000:]
+    # the errors are on the console, not only in the rule logs
+    assert f"UnexpectedContentError: demo/covid.h5ad: the answer of {server}/covid.h5ad" in out
+    assert "HTML page (HTTP 200, Content-Type text/html; charset=utf-8" in out
+    assert f"DownloadError: demo/gone.h5ad: HTTP 404 File not found for {server}/gone.h5ad" in out
+    # nothing saved, nothing kept, nothing locked
+    assert not lock.exists()
+    kept = [p for p in (tmp_path / "resources").rglob("*") if p.is_file()]
+    assert all(p.parts[-3] in ("logs", "benchmarks") for p in kept), kept
+
+
 def test_shipped_registry_gives_one_download_job_per_resource(repo, tmp_path, snakemake):
     target = "resources/covid/haniffa21.processed.h5ad"
     rc, out = snakemake(repo, "-n", "--directory", tmp_path, target, timeout=300)
@@ -81,3 +122,39 @@ def test_shipped_registry_gives_one_download_job_per_resource(repo, tmp_path, sn
     assert "rule download:" in out and f"output: {target}" in out
     rc, out = snakemake(repo, "-n", "--directory", tmp_path, "resources/nowhere.txt", timeout=300)
     assert rc != 0 and "MissingRuleException" in out, out[-3000:]
+
+
+def test_an_unreadable_download_is_named_on_the_console(repo, tmp_path, snakemake):
+    name = "demo/cells.h5ad"
+    registry, lock = tmp_path / "registry.yaml", tmp_path / "lock.tsv"
+    registry.write_text(yaml.safe_dump({"resources": {name: {"url": "http://127.0.0.1:9/x"}}}))
+    entry = {"source": {"kind": "h5ad", "resource": name}, "sample_key": "patient_id"}
+    (tmp_path / "cells.yaml").write_text(yaml.safe_dump(entry))
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "datasets": [str(tmp_path / "cells.yaml")],
+                "downloads": {"registry": str(registry), "lock": str(lock)},
+            }
+        )
+    )
+    # a copy cut short, already in place (so no download job runs)
+    path = tmp_path / "resources" / name
+    path.parent.mkdir(parents=True)
+    adata = ad.AnnData(X=np.ones((50, 20), dtype=np.float32))
+    adata.obs["patient_id"] = "p1"
+    adata.write_h5ad(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    target = "results/cells/data/preprocessed.h5ad"
+    args = ("--cores", "1", "--directory", tmp_path, "--configfile", config)
+    rc, out = snakemake(repo, target, *args, timeout=300)
+    assert rc != 0 and "rule download:" not in out
+    # the named error, its cause and how to fetch the file again are on the console
+    assert f"UnreadableInputError: resources/{name}: cannot be read as an .h5ad file" in out, out
+    assert f"it is truncated, {len(data) // 2:,} of the {len(data):,} bytes" in out
+    assert f"delete it (rm resources/{name}) and run the workflow again" in out
+    assert "Traceback" not in out  # the traceback stays in the log
+    log = (tmp_path / "results" / "cells" / "logs" / "preprocess_dataset.log").read_text()
+    assert "Traceback" in log and "UnreadableInputError" in log

@@ -16,7 +16,10 @@ rule download:
         "resources/benchmarks/{resource}.tsv"
     wildcard_constraints:
         resource="|".join(map(re.escape, REGISTRY)) or "^$",
-    retries: 1
+    # 0, not left out: a rule without `retries` takes --retries (the SLURM profile's 1), and a
+    # second attempt only repeats a permanent error (404, 403, a refused file); passing failures
+    # (timeouts, 5xx, dropped connections) are retried inside the job, with backoff and resume.
+    retries: 0
     conda:
         DOWNLOAD_ENV
     threads: 1

@@ -6,15 +6,24 @@
 download), read by :func:`read_10x_mtx_tar`; ``scp_bundles`` are Broad Single Cell Portal
 expression bundles with the portal's cell metadata (the IBD atlas), read by
 :func:`read_scp_bundles`. :func:`read_sample_metadata` joins a per-sample table onto the cells.
+
+A file that cannot be read at all (empty, truncated, an HTML page saved in its place, another
+format, damaged) raises :class:`UnreadableInputError`, whose message names the file, the likely
+cause and, for a download under ``resources/``, how to fetch it again (:func:`unreadable`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import logging
+import lzma
+import re
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Mapping
+import zlib
+from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +48,7 @@ from mrvi_repro.settings.data import (
 )
 
 from .contract import DataContractError, count_problems
+from .download import content_problem
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -51,6 +61,61 @@ MTX_MEMBERS = ("matrix.mtx", "genes.tsv", "barcodes.tsv")
 
 class ArchiveError(ValueError):
     """A 10x archive lacks a file the reader needs, or holds it as something else than a file."""
+
+
+class UnreadableInputError(ValueError):
+    """An input file cannot be read, or holds nothing: the message says why and what to do.
+
+    Raised for an empty, truncated or damaged file, a file of another format (an HTML error or
+    sign-in page saved in its place, for one) and an ``.h5ad`` file without a cell.
+    """
+
+
+def unreadable(path: str | Path, statement: str) -> UnreadableInputError:
+    """Build the error for an input that cannot be used: the file, what is wrong, what to do.
+
+    Parameters
+    ----------
+    path
+        The file.
+    statement
+        What is wrong, e.g. ``"cannot be read as an .h5ad file: it is empty (0 bytes)"``.
+
+    Returns
+    -------
+    UnreadableInputError
+        Message ``<path>: <statement>.`` followed, for a file under ``resources/``, by how to
+        fetch it again (delete it and, if its lock line was recorded from this copy, that line),
+        and for a file under ``results/`` by how to rebuild it.
+    """
+    path = Path(path)
+    return UnreadableInputError(f"{path}: {statement}.{_how_to_replace(path)}")
+
+
+def read_h5ad(path: str | Path) -> ad.AnnData:
+    """Read a whole ``.h5ad`` file (:func:`anndata.read_h5ad`), naming what is wrong if it cannot.
+
+    Parameters
+    ----------
+    path
+        The file.
+
+    Returns
+    -------
+    The AnnData.
+
+    Raises
+    ------
+    UnreadableInputError
+        If the file is empty, truncated, not HDF5 (an HTML page, say), not an AnnData or damaged.
+    """
+    path = Path(path)
+    with _open_h5ad(path) as f:
+        _require_anndata(f, path)
+    try:
+        return ad.read_h5ad(path)
+    except (OSError, RuntimeError, KeyError) as err:
+        raise unreadable(path, _h5ad_cause(path, err)) from err
 
 
 def read_10x_mtx_tar(path: str | Path, matrix_dir: str = DEFAULT_MATRIX_DIR) -> ad.AnnData:
@@ -78,35 +143,34 @@ def read_10x_mtx_tar(path: str | Path, matrix_dir: str = DEFAULT_MATRIX_DIR) -> 
     ArchiveError
         If a file is missing (naming the expected members and what the archive holds) or is not a
         regular file.
+    UnreadableInputError
+        If the archive is empty, truncated, damaged or not an archive, or its files cannot be
+        parsed.
     DataContractError
         If the matrix holds non-integer, negative or NaN values.
     """
     path = Path(path)
     folder = _member_name(matrix_dir)
-    wanted = {f"{folder}/{name}" if folder else name: name for name in MTX_MEMBERS}
+    _check_content(path, "a .tar.gz archive")
     with tempfile.TemporaryDirectory(prefix="mrvi_10x_") as tmp:
-        with tarfile.open(path, mode="r:*") as tar:
-            members = {_member_name(m.name): m for m in tar.getmembers()}
-            missing = sorted(set(wanted) - set(members))
-            if missing:
-                held = sorted(n for n, m in members.items() if m.isfile())
-                shown = ", ".join(held[:20]) + (
-                    f" ... ({len(held)} files)" if len(held) > 20 else ""
-                )
-                msg = (
-                    f"{path}: the archive lacks {missing}; expected {sorted(wanted)} "
-                    f"(matrix_dir {matrix_dir!r}); it holds: {shown or 'no files'}"
-                )
-                raise ArchiveError(msg)
-            for member_name, name in wanted.items():
-                member = members[member_name]
-                source = tar.extractfile(member) if member.isfile() else None
-                if source is None:
-                    msg = f"{path}: archive member {member.name!r} is not a regular file"
-                    raise ArchiveError(msg)
-                with source, (Path(tmp) / name).open("wb") as dest:
-                    shutil.copyfileobj(source, dest, length=1 << 20)
-        adata = sc.read_10x_mtx(tmp, var_names="gene_symbols", make_unique=True)
+        try:
+            _extract_10x_members(path, folder, matrix_dir, Path(tmp))
+        except _ARCHIVE_ERRORS as err:
+            cause = f"{type(err).__name__}: {err}"
+            msg = (
+                f"cannot be read as a .tar.gz archive: it is truncated or damaged ({cause}; an "
+                "interrupted download or copy?)"
+            )
+            raise unreadable(path, msg) from err
+        try:
+            adata = sc.read_10x_mtx(tmp, var_names="gene_symbols", make_unique=True)
+        except (ValueError, IndexError, pd.errors.ParserError) as err:
+            msg = (
+                f"the files {folder}/{{{','.join(MTX_MEMBERS)}}} of the archive cannot be parsed "
+                f"({type(err).__name__}: {err}): the archive is damaged or not a Cell Ranger "
+                "matrix"
+            )
+            raise unreadable(path, msg) from err
     problems = count_problems(adata.X, where=f"{path}:{folder}/matrix.mtx")
     if problems:
         raise DataContractError(problems)
@@ -120,6 +184,34 @@ def read_10x_mtx_tar(path: str | Path, matrix_dir: str = DEFAULT_MATRIX_DIR) -> 
         adata.X.nnz,
     )
     return adata
+
+
+#: What reading a damaged, truncated or foreign archive raises (tarfile, gzip, zlib, xz).
+_ARCHIVE_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError)
+
+
+def _extract_10x_members(path: Path, folder: str, matrix_dir: str, tmp: Path) -> None:
+    """Copy the archive's ``<folder>/{matrix.mtx,genes.tsv,barcodes.tsv}`` into ``tmp``."""
+    wanted = {f"{folder}/{name}" if folder else name: name for name in MTX_MEMBERS}
+    with tarfile.open(path, mode="r:*") as tar:
+        members = {_member_name(m.name): m for m in tar.getmembers()}
+        missing = sorted(set(wanted) - set(members))
+        if missing:
+            held = sorted(n for n, m in members.items() if m.isfile())
+            shown = ", ".join(held[:20]) + (f" ... ({len(held)} files)" if len(held) > 20 else "")
+            msg = (
+                f"{path}: the archive lacks {missing}; expected {sorted(wanted)} "
+                f"(matrix_dir {matrix_dir!r}); it holds: {shown or 'no files'}"
+            )
+            raise ArchiveError(msg)
+        for member_name, name in wanted.items():
+            member = members[member_name]
+            source = tar.extractfile(member) if member.isfile() else None
+            if source is None:
+                msg = f"{path}: archive member {member.name!r} is not a regular file"
+                raise ArchiveError(msg)
+            with source, (tmp / name).open("wb") as dest:
+                shutil.copyfileobj(source, dest, length=1 << 20)
 
 
 #: Cells read at a time from an ``.h5ad`` matrix (bounds the memory of the reading itself).
@@ -160,18 +252,31 @@ def read_h5ad_counts(
 
     Raises
     ------
+    UnreadableInputError
+        If the file is empty, truncated, not HDF5 (an HTML page, say), not an AnnData, damaged, or
+        holds no cell.
     SchemaError
         If a column of ``subset.obs`` or the named layer does not exist (naming what does).
     DataContractError
         If the chosen matrix does not hold raw counts, or no matrix does (``auto``).
     """
     path = Path(path)
-    with h5py.File(path, "r") as f:
-        obs = read_elem(f["obs"])
-        rows = _kept_rows(obs, subset, path)
-        where, elem, var = _counts_matrix(f, path, counts_layer, rows)
-        cols = _kept_genes(var.index, subset)
-        x = _read_block_rows(elem, rows, cols)
+    with _open_h5ad(path) as f:
+        _require_anndata(f, path)
+        try:
+            obs = read_elem(f["obs"])
+            if len(obs) == 0:
+                statement = (
+                    "the file is empty: it holds no cell (obs has 0 rows), so there is nothing to "
+                    "read" + (", let alone to subset" if subset is not None and subset.obs else "")
+                )
+                raise unreadable(path, statement)
+            rows = _kept_rows(obs, subset, path)
+            where, elem, var = _counts_matrix(f, path, counts_layer, rows)
+            cols = _kept_genes(var.index, subset)
+            x = _read_block_rows(elem, rows, cols)
+        except (OSError, RuntimeError, KeyError) as err:
+            raise unreadable(path, _h5ad_cause(path, err)) from err
     problems = count_problems(x, where=f"{path.name}:{where}")
     if problems:
         raise DataContractError(problems)
@@ -189,6 +294,9 @@ def read_h5ad_counts(
 
 def _kept_rows(obs: pd.DataFrame, subset: SubsetSpec | None, path: Path) -> np.ndarray:
     """Boolean mask of the cells ``subset.obs`` keeps (all cells without it), logging each filter."""
+    if not len(obs):
+        msg = f"{path.name}: holds no cell (obs has 0 rows), so there is nothing to subset"
+        raise SchemaError(msg)
     rows = np.ones(len(obs), dtype=bool)
     for column, values in (subset.obs if subset is not None else {}).items():
         if column not in obs.columns:
@@ -235,6 +343,9 @@ def _counts_matrix(
     var = read_elem(f["var"])
     layers = list(f["layers"].keys()) if "layers" in f else []
     if counts_layer is None:
+        if "X" not in f:
+            msg = f"{path.name}: X is not stored; the counts must be read from a layer: {layers}"
+            raise SchemaError(msg)
         return "X", f["X"], var
     if counts_layer != AUTO_COUNTS:
         if counts_layer not in layers:
@@ -244,7 +355,7 @@ def _counts_matrix(
     ordered = [n for n in ("counts", "raw") if n in layers] + [
         n for n in layers if n not in ("counts", "raw")
     ]
-    candidates = [("X", f["X"], var)]
+    candidates = [("X", f["X"], var)] if "X" in f else []
     candidates += [(f"layers[{n!r}]", f["layers"][n], var) for n in ordered]
     if "raw" in f and "X" in f["raw"]:
         candidates.append((".raw.X", f["raw"]["X"], read_elem(f["raw"]["var"])))
@@ -301,7 +412,9 @@ def read_scp_metadata(path: str | Path) -> pd.DataFrame:
         If there is no ``NAME`` column or cell IDs repeat.
     """
     path = Path(path)
-    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values=[""])
+    table = read_tsv(
+        path, "a tab-separated table", dtype=str, keep_default_na=False, na_values=[""]
+    )
     if SCP_ID_COLUMN not in table.columns:
         msg = f"{path.name}: no {SCP_ID_COLUMN!r} column; its columns are {list(table.columns)}"
         raise SchemaError(msg)
@@ -358,9 +471,9 @@ def read_scp_bundles(
     parts = []
     for bundle in source.bundles:
         keys = source.bundle_files(bundle)
-        features = pd.read_csv(files[keys["features"]], sep="\t", header=None, dtype=str)
-        barcodes = pd.read_csv(files[keys["barcodes"]], sep="\t", header=None, dtype=str)[0]
-        matrix = spio.mmread(files[keys["matrix"]], spmatrix=False)
+        features = read_tsv(files[keys["features"]], "a features table", header=None, dtype=str)
+        barcodes = read_tsv(files[keys["barcodes"]], "a barcodes list", header=None, dtype=str)[0]
+        matrix = read_mtx(files[keys["matrix"]])
         if matrix.shape != (len(features), len(barcodes)):
             msg = (
                 f"bundle {bundle}: {keys['matrix']} is {matrix.shape[0]} x {matrix.shape[1]} "
@@ -426,7 +539,9 @@ def read_sample_metadata(
         them).
     """
     path = Path(path)
-    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values=[""])
+    table = read_tsv(
+        path, "a tab-separated table", dtype=str, keep_default_na=False, na_values=[""]
+    )
     for what, columns in ((path.name, table.columns), ("obs", adata.obs.columns)):
         if spec.join_key not in columns:
             msg = f"sample_metadata: {what} has no column {spec.join_key!r}; its columns are {list(columns)}"
@@ -495,7 +610,7 @@ def read_source(
     elif isinstance(source, TenxMtxTarSource):
         adata = read_10x_mtx_tar(path, source.matrix_dir)
     elif isinstance(source, SimulationParams):
-        adata = ad.read_h5ad(path)
+        adata = read_h5ad(path)
     else:
         msg = f"unknown source {source!r}"
         raise TypeError(msg)
@@ -509,6 +624,141 @@ def apply_subset(adata: ad.AnnData, subset: SubsetSpec | None) -> ad.AnnData:
     rows = _kept_rows(adata.obs, subset, Path("data"))
     cols = _kept_genes(adata.var_names, subset)
     return adata[rows, cols].copy() if not (rows.all() and cols.all()) else adata
+
+
+def read_tsv(path: str | Path, kind: str, **options: Any) -> pd.DataFrame:
+    """Read a tab-separated file with :func:`pandas.read_csv`, naming what is wrong if it cannot.
+
+    Parameters
+    ----------
+    path
+        The file.
+    kind
+        What it should be, for the message (``"a features table"``).
+    **options
+        Passed to :func:`pandas.read_csv` (``sep`` is a tab).
+
+    Raises
+    ------
+    UnreadableInputError
+        If the file is empty, an HTML page, or cannot be parsed.
+    """
+    path = Path(path)
+    _check_content(path, kind)
+    try:
+        return pd.read_csv(path, sep="\t", **options)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        statement = (
+            f"cannot be read as {kind}: {type(err).__name__}: {err} (a damaged or incomplete "
+            "file, or another file saved under this name?)"
+        )
+        raise unreadable(path, statement) from err
+
+
+def read_mtx(path: str | Path) -> Any:
+    """Read a MatrixMarket file (:func:`scipy.io.mmread`), naming what is wrong if it cannot.
+
+    Raises
+    ------
+    UnreadableInputError
+        If the file is empty, an HTML page, not MatrixMarket, or truncated.
+    """
+    path = Path(path)
+    _check_content(path, "a MatrixMarket file")
+    try:
+        return spio.mmread(path, spmatrix=False)
+    except (ValueError, IndexError, OSError, EOFError) as err:
+        statement = (
+            f"cannot be read as a MatrixMarket file: {type(err).__name__}: {err} (a truncated or "
+            "damaged file: an interrupted download or copy?)"
+        )
+        raise unreadable(path, statement) from err
+
+
+@contextlib.contextmanager
+def _open_h5ad(path: Path) -> Iterator[h5py.File]:
+    """Open an ``.h5ad`` file with h5py; a file that is not one raises UnreadableInputError."""
+    _check_content(path, "an .h5ad file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise unreadable(path, _h5ad_cause(path, err)) from err
+    with f:
+        yield f
+
+
+def _require_anndata(f: h5py.File, path: Path) -> None:
+    """Refuse an HDF5 file without the groups every AnnData has (``obs``, ``var``)."""
+    missing = [key for key in ("obs", "var") if key not in f]
+    if missing:
+        statement = (
+            f"cannot be read as an .h5ad file: it is an HDF5 file but not an AnnData (no "
+            f"{' or '.join(map(repr, missing))}; it holds {sorted(f.keys())})"
+        )
+        raise unreadable(path, statement)
+
+
+_TRUNCATED = re.compile(r"truncated file: eof = (\d+).*stored_eof = (\d+)")
+
+
+def _h5ad_cause(path: Path, err: BaseException) -> str:
+    """Say why an HDF5 file that starts right cannot be read, from h5py's error."""
+    text = str(err)
+    match = _TRUNCATED.search(text)
+    if match:
+        have, want = (int(g) for g in match.groups())
+        return (
+            f"cannot be read as an .h5ad file: it is truncated, {have:,} of the {want:,} bytes its "
+            "HDF5 header announces (an interrupted download or copy?)"
+        )
+    return (
+        f"cannot be read as an .h5ad file: it is damaged ({type(err).__name__}: {text}; an "
+        "incomplete copy or a disk error?)"
+    )
+
+
+def _check_content(path: Path, kind: str) -> None:
+    """Refuse a file that is empty, an HTML page or not in the format its name promises."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(64)
+    except OSError as err:
+        raise unreadable(path, f"cannot be opened ({err.strerror or err})") from err
+    problem = content_problem(path.name, head, size)
+    if problem is None:
+        return
+    if problem.startswith("it is empty") or "too short" in problem:
+        origin = "an interrupted download or copy?"
+    elif "HTML page" in problem:
+        origin = "an error or sign-in page saved in its place?"
+    else:
+        origin = f"another file saved under this name? it starts with {head[:24]!r}"
+    raise unreadable(path, f"cannot be read as {kind}: {problem} ({origin})")
+
+
+def _how_to_replace(path: Path) -> str:
+    """How to get a good copy of a file the workflow downloads or writes (or ``""``)."""
+    folders = path.parts[:-1]
+    if "resources" in folders:
+        at = len(folders) - 1 - folders[::-1].index("resources")
+        name = "/".join(path.parts[at + 1 :])
+        try:
+            size = str(path.stat().st_size)
+        except OSError:
+            size = "this file's size"
+        return (
+            f" It is the downloaded resource {name!r}. To fetch it again, delete it (rm {path}) "
+            "and run the workflow again: rule download downloads it anew and checks it against "
+            f"the line of {name!r} in the lock file (config/downloads.lock.tsv unless the config "
+            f"key downloads.lock names another). If that line's size is {size}, the size of this "
+            "file, the line was recorded from this bad copy: delete the line too, or the new "
+            "download is refused as not matching it. For a file placed by hand, first replace "
+            f"the copy in the manual folder (resources/manual/{name})."
+        )
+    if "results" in folders:
+        return " It is written by the workflow: delete it and run the workflow again to rebuild it."
+    return ""
 
 
 def _member_name(name: str) -> str:

@@ -18,7 +18,7 @@ import pandas as pd
 import scanpy as sc
 from scipy import sparse
 
-from .readers import SchemaError
+from .readers import SchemaError, read_tsv
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -110,8 +110,10 @@ def read_plate_table(path: str | Path) -> pd.DataFrame:
     ------
     SchemaError
         If a column of :data:`SCIPLEX_PLATE_COLUMNS` is missing.
+    UnreadableInputError
+        If the file is empty, an HTML page, or cannot be parsed.
     """
-    table = pd.read_csv(path, sep="\t", header=1, dtype=str, keep_default_na=False)
+    table = read_tsv(path, "Table S3", header=1, dtype=str, keep_default_na=False)
     require_columns(table, SCIPLEX_PLATE_COLUMNS, what=f"plate table {Path(path).name}")
     table["name"] = table["name"].replace(SCIPLEX_NAME_FIXES).replace("", VEHICLE)
     table["dose"] = pd.to_numeric(table["dose"], errors="raise").astype(float)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import anndata as ad
 
 from mrvi_repro.data.preprocess import preprocess
-from mrvi_repro.data.readers import read_sample_metadata, read_source
+from mrvi_repro.data.readers import read_h5ad, read_sample_metadata, read_source
 from mrvi_repro.data.recipes import covid_covariates, ibd_covariates, sciplex_cell_line
 from mrvi_repro.settings.data import CovidRecipe, IbdRecipe, SciplexRecipe
 
@@ -60,7 +60,7 @@ def build_dataset(spec: DatasetSpec, inputs: Mapping[str, Any]) -> ad.AnnData:
     """
     if isinstance(spec.recipe, SciplexRecipe):
         adata = sciplex_cell_line(
-            ad.read_h5ad(inputs["source"]), spec.recipe, inputs["cell_cycle_genes"]
+            read_h5ad(inputs["source"]), spec.recipe, inputs["cell_cycle_genes"]
         )
     else:
         adata = read_source(spec.source, inputs["source"], spec.subset)

@@ -28,6 +28,7 @@ def test_registry_entries_are_checked(tmp_path):
         "x.txt:\n    url: https://a\n    md5: abc": r"unknown keys \['md5'\]",
         "../x.txt:\n    url: https://a": "must be a relative path",
         "x.txt.part:\n    url: https://a": "must not end in .part",
+        "x.txt.part.json:\n    url: https://a": r"must not end in \.part, \.part\.json",
         "x.txt:\n    url: https://a\n    sha256: ABC": "64 lower-case hex digits",
         "x.txt:\n    url: https://a\n    size: -1": "non-negative integer",
     }
@@ -54,3 +55,11 @@ def test_the_shipped_registry_and_lock_are_valid(repo):
     urls = {r.url for r in registry.values() if not r.is_manual}
     assert "https://figshare.com/ndownloader/files/33979517" in urls
     assert "https://covid19.cog.sanger.ac.uk/submissions/release1/haniffa21.processed.h5ad" in urls
+    # exact size and sha256 only where public sources state them (the PBMC 68k archive)
+    known = {n: (r.size, r.sha256) for n, r in registry.items() if r.size or r.sha256}
+    assert known == {
+        "pbmc68k/fresh_68k_pbmc_donor_a_filtered_gene_bc_matrices.tar.gz": (
+            124_442_812,
+            "3f35f37ff344bc9b32f97cd003ac986ebb9b5d7f31006c53dff4cb38da267931",
+        )
+    }

@@ -6,7 +6,11 @@ its path under ``resources/`` and says where it comes from: a plain URL, or inst
 that must be fetched by hand (a portal behind a sign-in). The lock file
 (``config/downloads.lock.tsv``, tracked; :func:`read_lock`, :func:`write_lock`) records the size
 and sha256 of each resource the first time it is obtained; every later download or placement is
-checked against that record, so a silently changed or damaged file is never used.
+checked against that record, so a silently changed or damaged file is never used. Before a file is
+accepted or recorded, its content is checked too: an HTML page (an error or sign-in page, even
+with status 200), an empty file, or bytes that do not start as the resource's name promises (HDF5
+for ``.h5ad``, gzip for ``.gz``...) are refused with :class:`UnexpectedContentError`. An
+interrupted transfer is resumed only when the server's file is provably unchanged (``If-Range``).
 :func:`obtain` puts a registry resource in place: :func:`fetch` downloads a URL, :func:`manual_file`
 checks a file placed by hand.
 
@@ -16,16 +20,25 @@ works before anything else is installed, behind the proxies ``urllib`` honours (
 
 Modules: ``_registry`` (the registry and its entries), ``_lock`` (the lock file, digests, the
 exclusive lock and atomic writes), ``_fetch`` (downloads, hand-placed files, verification and
-quarantine), ``_errors`` (the exceptions).
+quarantine), ``_partial`` (the saved validators of a partial download), ``_formats`` (what each
+kind of file starts with), ``_errors`` (the exceptions).
 """
 
-from ._errors import ChecksumError, DownloadError, ManualDownloadRequired, RegistryError
+from ._errors import (
+    ChecksumError,
+    DownloadError,
+    ManualDownloadRequired,
+    RegistryError,
+    UnexpectedContentError,
+)
 from ._fetch import RETRY_STATUS, fetch, manual_file, obtain
+from ._formats import HDF5_MAGIC, content_problem
 from ._lock import LOCK_COLUMNS, MANUAL_URL, LockEntry, file_digest, read_lock, write_lock
 from ._registry import DOWNLOAD_DEFAULTS, Resource, check_resource_name, load_registry
 
 __all__ = [
     "DOWNLOAD_DEFAULTS",
+    "HDF5_MAGIC",
     "LOCK_COLUMNS",
     "MANUAL_URL",
     "RETRY_STATUS",
@@ -35,7 +48,9 @@ __all__ = [
     "ManualDownloadRequired",
     "RegistryError",
     "Resource",
+    "UnexpectedContentError",
     "check_resource_name",
+    "content_problem",
     "fetch",
     "file_digest",
     "load_registry",

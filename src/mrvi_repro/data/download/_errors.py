@@ -17,3 +17,11 @@ class ChecksumError(DownloadError):
 
 class ManualDownloadRequired(DownloadError):
     """A file that must be downloaded by hand (e.g. behind a sign-in) is not where it should be."""
+
+
+class UnexpectedContentError(DownloadError):
+    """A server or a hand-placed file gave something else than the resource.
+
+    An HTML page (an error or sign-in page, even with status 200), an empty file, or bytes that
+    do not start as the format the resource's name promises.
+    """

@@ -109,7 +109,7 @@ def write_lock(path: str | Path, entries: Mapping[str, LockEntry]) -> None:
     for name in sorted(entries):
         e = entries[name]
         lines.append(f"{e.name}\t{e.url}\t{e.size}\t{e.sha256}")
-    _atomic_write_text(path, "\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def file_digest(path: str | Path, *, chunk: int = MiB) -> tuple[int, str]:
@@ -153,7 +153,7 @@ def exclusive(lock_path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to a temporary file in ``path``'s folder, then rename it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -149,8 +149,9 @@ def check_resource_name(name: str) -> None:
     Raises
     ------
     RegistryError
-        Empty, absolute, with ``..``, with other characters, or ending in ``.part``/``.corrupt``
-        (the suffixes of partial and quarantined files).
+        Empty, absolute, with ``..``, with other characters, or ending in ``.part``,
+        ``.part.json`` or ``.corrupt`` (the suffixes of partial files, their saved state and
+        quarantined files).
     """
     parts = str(name).split("/")
     if not name or not all(_NAME_PART.match(p) for p in parts):
@@ -159,8 +160,8 @@ def check_resource_name(name: str) -> None:
             "digit and hold only letters, digits, '.', '_' and '-'"
         )
         raise RegistryError(msg)
-    if name.endswith((".part", ".corrupt")):
-        msg = f"resource name {name!r} must not end in .part or .corrupt"
+    if name.endswith((".part", ".part.json", ".corrupt")):
+        msg = f"resource name {name!r} must not end in .part, .part.json or .corrupt"
         raise RegistryError(msg)
 
 
