@@ -110,7 +110,7 @@ class Checkpoint:
         logger.info("checkpoint after epoch %d written to %s", state.epoch, self.path)
 
     def load(self) -> TrainState | None:
-        """The saved state of this fit, or ``None`` (no state, another fit's, or half-written)."""
+        """Read the saved state of this fit: ``None`` without one, or if another fit's or torn."""
         meta_path, npz_path = self.path / "state.json", self.path / "state.npz"
         if not (meta_path.exists() and npz_path.exists()):
             return None
@@ -145,8 +145,10 @@ class Checkpoint:
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
-        """One attempt of the fit: log to ``fit.log`` too, replaying earlier attempts, and turn
-        SIGTERM/SIGINT into a request to stop after the running epoch (main thread only).
+        """Run one attempt of the fit: log to ``fit.log``, replaying earlier attempts, and stop.
+
+        Records also go to ``fit.log`` (the earlier attempts' lines are logged first, marked);
+        SIGTERM/SIGINT become a request to stop after the running epoch (main thread only).
         """
         self.path.mkdir(parents=True, exist_ok=True)
         if self.log_file.exists():
@@ -178,6 +180,6 @@ class Checkpoint:
 
 
 def fit_fingerprint(parts: dict[str, Any]) -> str:
-    """A digest of everything that makes a fit what it is (JSON-serialisable parts)."""
+    """Digest everything that makes a fit what it is (JSON-serialisable parts)."""
     blob = json.dumps(parts, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()
