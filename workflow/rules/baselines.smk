@@ -21,6 +21,7 @@ rule fit_scvi:
         mem_mb=grow(8000, 20),
         runtime=grow(120, 0.25),
     params:
+        checkpoint="results/{dataset}/model/scvi.checkpoint",
         entry=baselines_entry("scvi"),
     script:
         "../scripts/fit_scvi.py"

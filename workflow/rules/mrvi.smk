@@ -18,6 +18,7 @@ rule fit_mrvi:
         mem_mb=grow(16000, 30),
         runtime=grow(240, 0.5),
     params:
+        checkpoint="results/{dataset}/model/mrvi.checkpoint",
         entry=get_mrvi_entry,
     script:
         "../scripts/fit_mrvi.py"

@@ -9,6 +9,6 @@ from mrvi_repro.pipeline.model import fit_scvi
 
 setup_logging(snakemake.log[0])
 spec = DatasetSpec.from_dict(snakemake.wildcards.dataset, snakemake.params.entry)
-model = fit_scvi(ad.read_h5ad(snakemake.input[0]), spec)
+model = fit_scvi(ad.read_h5ad(snakemake.input[0]), spec, checkpoint_dir=snakemake.params.checkpoint)
 write_model(model, snakemake.output.model)
 model.history.to_csv(snakemake.output.history, sep="\t", index=False)

@@ -2,6 +2,7 @@
 
 from mrvi_repro.settings.model import MrVIConfig, SCVIConfig, TrainConfig
 
+from ._checkpoint import TrainingInterrupted
 from ._likelihoods import log_factorial, nb_log_prob
 from ._model import MrVI
 from ._module import SCVAE, MrVAE
@@ -19,6 +20,7 @@ __all__ = [
     "SCVI",
     "SCVIConfig",
     "TrainConfig",
+    "TrainingInterrupted",
     "embedding_anndata",
     "latent_anndata",
     "log_factorial",

@@ -8,6 +8,7 @@ a chunk's rows of the counts; ``save`` and ``load`` write and read a folder.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -22,6 +23,7 @@ import pandas as pd
 from mrvi_repro import __version__
 from mrvi_repro.settings.model import TrainConfig
 
+from ._checkpoint import Checkpoint, fit_fingerprint
 from ._data import _rows, _training_data
 from ._kernels import _cell_loss_fn
 from ._likelihoods import _rows_log_factorial, log_factorial
@@ -56,6 +58,7 @@ class FittedModel:
         registry: Registry,
         history: pd.DataFrame | None = None,
         train_indices: np.ndarray | None = None,
+        params_epoch: int | None = None,
     ) -> None:
         self.params = params
         self.config = config
@@ -63,6 +66,9 @@ class FittedModel:
         self.registry = registry
         self.history = history if history is not None else pd.DataFrame()
         self.train_indices = train_indices
+        #: The epoch whose parameters these are (the best validation epoch with
+        #: ``train_config.restore_best``, else the last one).
+        self.params_epoch = params_epoch
         self.module = self._build_module()
         #: Seconds spent initialising and compiling before the first epoch (set by fitting).
         self.compile_seconds: float | None = None
@@ -88,6 +94,7 @@ class FittedModel:
         train: TrainConfig,
         seed: int,
         train_indices: Any,
+        checkpoint_dir: str | Path | None = None,
     ) -> Self:
         n = adata.n_obs
         registry.check_genes(adata)
@@ -98,19 +105,38 @@ class FittedModel:
         # log(x!) of the validation cells from the counts as given (both paths: the same numbers)
         val_lf = float(_rows_log_factorial(adata.X, val_idx).sum()) if len(val_idx) else 0.0
         model = cls(None, config, train, registry, train_indices=train_idx)
-        model.params, model.history, model.compile_seconds = _train(
-            model.module,
-            cls.MODEL_NAME,
-            registry,
-            train,
-            data,
-            val_lf,
-            train_idx,
-            val_idx,
-            seed,
-            rng,
-            stream=stream,
-        )
+        checkpoint = None
+        if checkpoint_dir is not None:
+            schedule = {k: v for k, v in asdict(train).items() if k != "checkpoint_every"}
+            fingerprint = fit_fingerprint(
+                {
+                    "model": cls.MODEL_NAME,
+                    "config": asdict(config),
+                    "train": schedule,
+                    "seed": seed,
+                    "registry": asdict(registry),
+                    "cells": adata.obs_names.tolist(),
+                    "train_indices": train_idx.tolist(),
+                }
+            )
+            checkpoint = Checkpoint(checkpoint_dir, fingerprint, train.checkpoint_every)
+        with checkpoint.session() if checkpoint is not None else contextlib.nullcontext():
+            model.params, model.history, model.compile_seconds, model.params_epoch = _train(
+                model.module,
+                cls.MODEL_NAME,
+                registry,
+                train,
+                data,
+                val_lf,
+                train_idx,
+                val_idx,
+                seed,
+                rng,
+                stream=stream,
+                checkpoint=checkpoint,
+            )
+        if checkpoint is not None:
+            checkpoint.clear()
         return model
 
     # ------------------------------------------------------------------ inference
@@ -161,6 +187,7 @@ class FittedModel:
             "registry": asdict(self.registry),
             "history": self.history.to_dict(orient="list"),
             "train_indices": None if self.train_indices is None else self.train_indices.tolist(),
+            "params_epoch": self.params_epoch,
         }
         params = jax.tree_util.tree_map(np.asarray, self.params)
         (path / "params.msgpack").write_bytes(flax.serialization.msgpack_serialize(params))
@@ -188,4 +215,5 @@ class FittedModel:
             registry,
             pd.DataFrame(meta["history"]),
             None if train_idx is None else np.asarray(train_idx),
+            meta.get("params_epoch"),
         )

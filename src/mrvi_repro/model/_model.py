@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import jax
@@ -53,6 +54,7 @@ class MrVI(FittedModel):
         train: TrainConfig | None = None,
         seed: int = 0,
         train_indices: Sequence[int] | None = None,
+        checkpoint_dir: str | Path | None = None,
     ) -> MrVI:
         """Fit MrVI to raw counts.
 
@@ -69,6 +71,10 @@ class MrVI(FittedModel):
             Seed of initialisation, split, minibatch order and all sampling.
         train_indices
             Rows to train on (the others validate); by default a seeded random ``train_size`` split.
+        checkpoint_dir
+            Folder of the fit's checkpoint (:mod:`._checkpoint`): the training state is written
+            there every ``train.checkpoint_every`` epochs and on SIGTERM/SIGINT, and a fit with
+            the same data, settings and seed resumes from it; removed when the fit ends.
 
         Returns
         -------
@@ -76,6 +82,8 @@ class MrVI(FittedModel):
 
         Raises
         ------
+        TrainingInterrupted
+            After SIGTERM/SIGINT, once the checkpoint is written (with ``checkpoint_dir``).
         FloatingPointError
             If a loss term becomes NaN or infinite, naming the epoch and the term.
         """
@@ -84,7 +92,9 @@ class MrVI(FittedModel):
             msg = "the 'celltype' prior needs labels_key"
             raise ValueError(msg)
         registry = Registry.from_adata(adata, sample_key, batch_key, labels_key)
-        return cls._fit(adata, registry, config, train or TrainConfig(), seed, train_indices)
+        return cls._fit(
+            adata, registry, config, train or TrainConfig(), seed, train_indices, checkpoint_dir
+        )
 
     def get_latent(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jax
@@ -45,6 +46,7 @@ class SCVI(FittedModel):
         train: TrainConfig | None = None,
         seed: int = 0,
         train_indices: Sequence[int] | None = None,
+        checkpoint_dir: str | Path | None = None,
     ) -> SCVI:
         """Fit scVI to raw counts.
 
@@ -60,6 +62,10 @@ class SCVI(FittedModel):
             Seed of initialisation, split, minibatch order and all sampling.
         train_indices
             Rows to train on (the others validate); by default a seeded random ``train_size`` split.
+        checkpoint_dir
+            Folder of the fit's checkpoint (:mod:`._checkpoint`): the training state is written
+            there every ``train.checkpoint_every`` epochs and on SIGTERM/SIGINT, and a fit with
+            the same data, settings and seed resumes from it; removed when the fit ends.
 
         Returns
         -------
@@ -67,7 +73,9 @@ class SCVI(FittedModel):
         """
         registry = Registry.from_adata(adata, None, batch_key, None)
         config = config or SCVIConfig()
-        return cls._fit(adata, registry, config, train or TrainConfig(), seed, train_indices)
+        return cls._fit(
+            adata, registry, config, train or TrainConfig(), seed, train_indices, checkpoint_dir
+        )
 
     def get_latent(
         self, adata: ad.AnnData, *, use_mean: bool = True, seed: int = 0, batch_size: int = 1024

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ import numpy as np
 import optax
 import pandas as pd
 
+from ._checkpoint import TrainingInterrupted, TrainState
 from ._data import _host_chunk
 from ._kernels import _epoch_fn, _init_fn
 from ._streaming import _Streamer
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 
     from mrvi_repro.settings.model import TrainConfig
 
+    from ._checkpoint import Checkpoint
     from ._registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -73,6 +76,11 @@ def _split(
     return train_idx, np.setdiff1d(np.arange(n), train_idx)
 
 
+def signal_name(signum: int) -> str:
+    """Name of a signal number (``SIGTERM``)."""
+    return signal.Signals(signum).name
+
+
 def _compile(fn: Any, args: tuple[Any, ...], options: dict[str, Any] | None = None) -> Any:
     """Compile jitted ``fn`` for the shapes of ``args`` (arrays or ShapeDtypeStructs)."""
     return fn.lower(*args).compile(options)
@@ -91,7 +99,8 @@ def _train(
     rng: np.random.Generator,
     *,
     stream: bool = False,
-) -> tuple[Any, pd.DataFrame, float]:
+    checkpoint: Checkpoint | None = None,
+) -> tuple[Any, pd.DataFrame, float, int]:
     """Train the parameters of ``module`` on ``data``.
 
     Parameters
@@ -117,11 +126,21 @@ def _train(
         Generator of each epoch's minibatch order (after it drew the split).
     stream
         Densify the minibatches from host data a chunk at a time (:class:`._streaming._Streamer`).
+    checkpoint
+        Resume from its saved state if it has one; write the state every ``checkpoint.every``
+        epochs and, after a stop signal, at the end of the running epoch.
 
     Returns
     -------
-    The fitted parameters, the history (one row per epoch) and the seconds spent initialising and
-    compiling before the first epoch.
+    The fitted parameters (with a validation set and ``tc.restore_best``, those of the epoch with
+    the best validation ELBO; else the last epoch's), the history (one row per epoch), the
+    seconds spent initialising and compiling before the first epoch, and the epoch whose
+    parameters are returned.
+
+    Raises
+    ------
+    TrainingInterrupted
+        After a stop signal, once the checkpoint is written.
     """
     key = jax.random.key(seed, impl=TRAIN_PRNG)
     key, init_key = jax.random.split(key)
@@ -183,8 +202,29 @@ def _train(
         runner.kernels = kernels
     else:
         train_epoch = kernels[0]
-    rows, best, since_best = [], math.inf, 0
-    for epoch in range(n_epochs):
+    rows, best, best_epoch, since_best, best_flat = [], math.inf, 0, 0, None
+    start_epoch = 0
+    state = checkpoint.load() if checkpoint is not None else None
+    if state is not None:
+        treedef = jax.tree_util.tree_structure(opt_state)
+        flat = jnp.asarray(state.flat)
+        opt_state = jax.tree_util.tree_unflatten(
+            treedef, [jnp.asarray(a) for a in state.opt_leaves]
+        )
+        best_flat = None if state.best_flat is None else jnp.asarray(state.best_flat)
+        rows, best, best_epoch, since_best = (
+            state.rows,
+            state.best,
+            state.best_epoch,
+            state.since_best,
+        )
+        rng.bit_generator.state = state.rng_state
+        start_epoch = state.epoch
+        logger.info(
+            "resuming from the checkpoint after epoch %d (%s)", start_epoch, checkpoint.path
+        )
+    stopped_early = bool(rows) and tc.early_stopping and since_best >= tc.patience
+    for epoch in range(start_epoch, 0 if stopped_early else n_epochs):
         start = time.perf_counter()
         kl_weight = min(1.0, epoch / tc.n_epochs_kl_warmup) if tc.n_epochs_kl_warmup > 0 else 1.0
         idx, weight = _padded_batches(rng.permutation(train_idx), batch_size)
@@ -232,15 +272,41 @@ def _train(
             kl_weight,
             row["seconds"],
         )
-        if tc.early_stopping and "val_elbo" in row:
+        if "val_elbo" in row:
             if row["val_elbo"] < best - 1e-6:
-                best, since_best = row["val_elbo"], 0
+                best, best_epoch, best_flat, since_best = row["val_elbo"], epoch + 1, flat, 0
             else:
                 since_best += 1
-                if since_best >= tc.patience:
-                    logger.info(
-                        "early stopping: no improvement of the validation ELBO in %d epochs",
-                        tc.patience,
-                    )
-                    break
-    return jax.jit(unravel)(flat), pd.DataFrame(rows), compile_seconds
+        stop = tc.early_stopping and since_best >= tc.patience
+        if checkpoint is not None and (stop or epoch + 1 == n_epochs or checkpoint.due(epoch + 1)):
+            checkpoint.save(
+                TrainState(
+                    epoch=epoch + 1,
+                    flat=np.asarray(flat),
+                    opt_leaves=[np.asarray(a) for a in jax.tree_util.tree_leaves(opt_state)],
+                    rows=rows,
+                    rng_state=rng.bit_generator.state,
+                    best=best,
+                    best_epoch=best_epoch,
+                    since_best=since_best,
+                    best_flat=None if best_flat is None else np.asarray(best_flat),
+                )
+            )
+            if checkpoint.stop_requested is not None and not stop and epoch + 1 < n_epochs:
+                msg = (
+                    f"training of {name} stopped by {signal_name(checkpoint.stop_requested)} "
+                    f"after epoch {epoch + 1}; the checkpoint in {checkpoint.path} resumes it "
+                    "(run the same fit or rule again)"
+                )
+                raise TrainingInterrupted(msg)
+        if stop:
+            logger.info(
+                "early stopping: no improvement of the validation ELBO in %d epochs", tc.patience
+            )
+            break
+    if best_flat is not None and tc.restore_best:
+        logger.info(
+            "keeping the parameters of epoch %d (best validation ELBO %.3f)", best_epoch, best
+        )
+        return jax.jit(unravel)(best_flat), pd.DataFrame(rows), compile_seconds, best_epoch
+    return jax.jit(unravel)(flat), pd.DataFrame(rows), compile_seconds, len(rows)

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from mrvi_repro.model import SCVI, MrVI
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import anndata as ad
 
     from mrvi_repro.model._fitted import FittedModel
@@ -17,7 +19,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def fit_mrvi(adata: ad.AnnData, spec: DatasetSpec) -> MrVI:
+def fit_mrvi(
+    adata: ad.AnnData, spec: DatasetSpec, *, checkpoint_dir: str | Path | None = None
+) -> MrVI:
     """Fit MrVI to a preprocessed dataset as its entry says.
 
     Parameters
@@ -28,6 +32,8 @@ def fit_mrvi(adata: ad.AnnData, spec: DatasetSpec) -> MrVI:
         The dataset entry: ``sample_key`` and ``batch_key`` name the target and nuisance
         covariates; ``mrvi`` gives the architecture, training schedule and seed. ``labels_key`` is
         passed to the model only for the ``"celltype"`` prior, the only part that uses labels.
+    checkpoint_dir
+        Folder of the fit's checkpoint: a killed fit resumes from it (see ``MrVI.fit``).
 
     Returns
     -------
@@ -50,13 +56,16 @@ def fit_mrvi(adata: ad.AnnData, spec: DatasetSpec) -> MrVI:
         MrVI,
         adata,
         settings,
+        checkpoint_dir,
         sample_key=spec.sample_key,
         batch_key=spec.batch_key,
         labels_key=labels_key,
     )
 
 
-def fit_scvi(adata: ad.AnnData, spec: DatasetSpec) -> SCVI:
+def fit_scvi(
+    adata: ad.AnnData, spec: DatasetSpec, *, checkpoint_dir: str | Path | None = None
+) -> SCVI:
     """Fit scVI to a preprocessed dataset as its entry's ``baselines.scvi`` section says.
 
     The composition-scVI baseline's representation: as in the paper, the decoder is given the
@@ -69,6 +78,8 @@ def fit_scvi(adata: ad.AnnData, spec: DatasetSpec) -> SCVI:
     spec
         The dataset entry: ``batch_key`` and ``baselines.scvi`` (architecture, training schedule,
         seed).
+    checkpoint_dir
+        Folder of the fit's checkpoint: a killed fit resumes from it (see ``MrVI.fit``).
 
     Returns
     -------
@@ -83,16 +94,27 @@ def fit_scvi(adata: ad.AnnData, spec: DatasetSpec) -> SCVI:
         spec.batch_key,
         settings.seed,
     )
-    return _fit(SCVI, adata, settings, batch_key=spec.batch_key)
+    return _fit(SCVI, adata, settings, checkpoint_dir, batch_key=spec.batch_key)
 
 
 def _fit[M: FittedModel](
-    cls: type[M], adata: ad.AnnData, settings: MrVISpec | SCVISpec, **keys: str | None
+    cls: type[M],
+    adata: ad.AnnData,
+    settings: MrVISpec | SCVISpec,
+    checkpoint_dir: str | Path | None,
+    **keys: str | None,
 ) -> M:
     """Fit ``cls`` with a fit section's settings and the covariate ``keys``, logging both."""
     logger.info("model config: %s", settings.model)
     logger.info("train config: %s", settings.train)
-    model = cls.fit(adata, config=settings.model, train=settings.train, seed=settings.seed, **keys)
+    model = cls.fit(
+        adata,
+        config=settings.model,
+        train=settings.train,
+        seed=settings.seed,
+        checkpoint_dir=checkpoint_dir,
+        **keys,
+    )
     history = model.history
     if len(history):
         last = history.iloc[-1]
@@ -102,4 +124,5 @@ def _fit[M: FittedModel](
             last["train_loss"],
             f"{last['val_elbo']:.3f}" if "val_elbo" in history else "n/a",
         )
+        logger.info("the model keeps the parameters of epoch %s", model.params_epoch)
     return model

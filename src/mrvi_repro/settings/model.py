@@ -146,6 +146,13 @@ class TrainConfig:
         Fraction of cells used for training; the rest is the validation set.
     early_stopping, patience
         Stop when the validation ELBO has not improved for ``patience`` epochs.
+    restore_best
+        With a validation set, keep the parameters of the epoch with the best validation ELBO
+        (``False``: the last epoch's, as the reference does).
+    checkpoint_every
+        With a checkpoint folder (the workflow's fit rules have one), write the training state
+        every this many epochs, so that a killed fit resumes there (0: only on SIGTERM/SIGINT,
+        which always write one at the end of the running epoch).
     max_dense_gib
         Largest dense copy of the counts (cells x genes float32), in GiB, that training puts on
         the device. Data up to it sits on the device whole and an epoch is one kernel; above it,
@@ -165,8 +172,13 @@ class TrainConfig:
     early_stopping: bool = True
     patience: int = 15
     max_dense_gib: float | None = 2.0
+    restore_best: bool = True
+    checkpoint_every: int = 10
 
     def __post_init__(self) -> None:
+        if self.checkpoint_every < 0:
+            msg = f"checkpoint_every must be >= 0 (got {self.checkpoint_every})"
+            raise ValueError(msg)
         if self.max_dense_gib is not None and not self.max_dense_gib >= 0.0:
             msg = f"max_dense_gib must be >= 0 or None (got {self.max_dense_gib})"
             raise ValueError(msg)
