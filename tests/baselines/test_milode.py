@@ -14,9 +14,10 @@ from mrvi_repro.baselines import (
 )
 from mrvi_repro.baselines._milode import (
     greedy_set_cover,
-    overlap_weights,
+    overlap_matrix,
     refined_index_cells,
     spatial_pval_adjustment,
+    weighted_bh,
 )
 
 KEY = "sample_assignment"
@@ -68,7 +69,8 @@ def test_layout(semi_pca, de):
 
 def test_matches_direct_edgepython(semi_pca, de):
     # the neighbourhood with the most DE genes, redone by hand: sum counts per sample, drop
-    # samples with < 3 cells, filterByExpr, TMM, estimateDisp, glmQLFit(robust, legacy), QL F-test
+    # samples with < 3 cells, filterByExpr, TMM, estimateDisp (edgeR 3.x's legacy trend span),
+    # glmQLFit(robust, legacy), QL F-test
     n_de = de.table.groupby("nhood")["pval_corrected_across_genes"].apply(
         lambda p: (p < 0.05).sum()
     )
@@ -88,7 +90,7 @@ def test_matches_direct_edgepython(semi_pca, de):
         y, group=summed.index.to_numpy(), lib_size=lib, min_count=3, min_total_count=4
     )
     dge = ep.calc_norm_factors(ep.make_dgelist(y[keep], lib_size=lib))
-    dge = ep.estimate_disp(dge, design=design)
+    dge = ep.estimate_disp(dge, design=design, legacy_span=True)
     fit = ep.glm_ql_fit(dge, design=design, robust=True, legacy=True)
     direct = ep.top_tags(ep.glm_ql_ftest(fit, coef=1), n=np.inf, sort_by="none")["table"]
 
@@ -130,14 +132,28 @@ def test_cell_lfc_is_mean_over_its_nhoods(de):
 
 
 def test_across_nhoods_correction(de):
-    weights = 1 / (de.nhoods.T @ de.nhoods).toarray().sum(axis=1)  # miloDE: crossprod row sums
-    np.testing.assert_allclose(overlap_weights(de.nhoods), weights)
-    gene = de.table["gene"].iloc[0]
-    rows = de.table[de.table["gene"] == gene].sort_values("nhood")
+    overlap = (de.nhoods.T @ de.nhoods).toarray()  # miloDE: crossprod(nhoods)
+    np.testing.assert_allclose(overlap_matrix(de.nhoods), overlap)
+    wide = de.table.pivot(index="nhood", columns="gene", values="pvalue")
+    across = de.table.pivot(index="nhood", columns="gene", values="pval_corrected_across_nhoods")
+    n_tested = wide.notna().sum(axis=0)
+    # a gene tested everywhere: weights over all neighbourhoods
+    everywhere = n_tested.index[n_tested == wide.shape[0]][0]
     np.testing.assert_allclose(
-        rows["pval_corrected_across_nhoods"],
-        spatial_pval_adjustment(rows["pvalue"].to_numpy(), weights),
+        across[everywhere], weighted_bh(wide[everywhere].to_numpy(), 1 / overlap.sum(axis=1))
     )
+    # a gene tested in some: weights over those only, NaN elsewhere
+    some = n_tested.index[(n_tested > 1) & (n_tested < wide.shape[0])][0]
+    tested = wide[some].notna().to_numpy()
+    expected = np.full(wide.shape[0], np.nan)
+    expected[tested] = weighted_bh(
+        wide[some].to_numpy()[tested], 1 / overlap[np.ix_(tested, tested)].sum(axis=1)
+    )
+    np.testing.assert_allclose(across[some], expected)
+    for gene in (everywhere, some, *n_tested.index[n_tested == 1][:1]):
+        np.testing.assert_allclose(
+            across[gene], spatial_pval_adjustment(wide[gene].to_numpy(), de.nhoods)
+        )
 
 
 def brute_weighted_bh(p, w):
@@ -152,17 +168,36 @@ def brute_weighted_bh(p, w):
     return out
 
 
-def test_spatial_pval_adjustment_formula():
+def test_weighted_bh_formula():
     rng = np.random.default_rng(0)
     p = rng.uniform(size=12) ** 3
     p[[2, 7]] = np.nan
     w = rng.uniform(0.1, 2.0, size=12)
-    np.testing.assert_allclose(spatial_pval_adjustment(p, w), brute_weighted_bh(p, w))
+    np.testing.assert_allclose(weighted_bh(p, w), brute_weighted_bh(p, w))
     # equal weights: plain Benjamini-Hochberg
     from scipy.stats import false_discovery_control
 
     q = rng.uniform(size=20)
-    np.testing.assert_allclose(spatial_pval_adjustment(q, np.ones(20)), false_discovery_control(q))
+    np.testing.assert_allclose(weighted_bh(q, np.ones(20)), false_discovery_control(q))
+
+
+def test_spatial_pval_adjustment_weights_the_tested_nhoods_only():
+    # nhoods (columns) over 6 cells: {0,1,2}, {2,3}, {3,4,5}, {0,5}
+    cols = [[0, 1, 2], [2, 3], [3, 4, 5], [0, 5]]
+    m = sparse.lil_matrix((6, len(cols)))
+    for j, cells in enumerate(cols):
+        m[cells, j] = 1
+    m = m.tocsr()
+    p = np.array([0.01, np.nan, 0.04, 0.03])
+    # overlaps among nhoods 0, 2, 3: sizes 3, 3, 2; 0-3 share cell 0, 2-3 cell 5, 0-2 none
+    w = 1 / np.array([3 + 0 + 1, 0 + 3 + 1, 1 + 1 + 2])
+    expected = weighted_bh(p, np.array([w[0], np.nan, w[1], w[2]]))
+    np.testing.assert_allclose(spatial_pval_adjustment(p, m), expected)
+    assert np.isnan(spatial_pval_adjustment(p, m)[1])
+    # one p-value (or none): returned as it is
+    lone = np.array([np.nan, 0.002, np.nan, np.nan])
+    np.testing.assert_array_equal(spatial_pval_adjustment(lone, m), lone)
+    assert np.isnan(spatial_pval_adjustment(np.full(4, np.nan), m)).all()
 
 
 def test_refined_sampling_picks_most_triangles():

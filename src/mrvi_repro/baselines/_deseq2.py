@@ -5,6 +5,16 @@ reference code ran pydeseq2 on single cells (``reference/mrvi_reference_implemen
 DESIGN.md §8 and issue 5 ask for the pseudobulk version: counts summed per sample within a cell
 group, design ``~ nuisance + covariate``, ``poscounts`` size factors (robust to the many zeros of
 small pseudobulks) and a Wald test of the covariate contrast.
+
+Against R: where DESeq2's parametric dispersion trend ``a / mean + b`` fits the gene-wise
+estimates poorly, R's DESeq2 replaces it by a local fit (its message "a local regression fit was
+automatically substituted"); pydeseq2 keeps the parametric trend. On the default run's
+reference pseudobulk (Leiden group 0, ``covariate_1_G1``, 32 samples, 1,000 genes), DESeq2
+1.38.3 fell back to the local fit and pydeseq2 0.5.4's trend lay 2.4x above it at the median
+gene; the final dispersions, shrunk towards the trend, were 1.36x R's at the median gene. The
+gene-wise estimates, size factors and base means agree; LFCs correlate at r 0.9999, p-values are
+slightly larger (median 1.03x) and the calls slightly conservative (28 at ``padj < 0.05``
+against R's 29, all 28 among R's).
 """
 
 from __future__ import annotations

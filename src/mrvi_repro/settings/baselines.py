@@ -65,7 +65,8 @@ class MiloDEConfig:
     min_count
         ``filterByExpr``'s ``min.count`` (0 turns gene filtering off).
     legacy_ql
-        edgeR's legacy quasi-likelihood method (edgeR < 4, as in the paper's environment).
+        edgeR < 4, as in the paper's environment: the legacy quasi-likelihood method and the
+        legacy span of ``estimateDisp``'s dispersion trend (False: edgeR >= 4's defaults).
     seed
         Seed of the index-cell sampling.
     """
