@@ -18,6 +18,15 @@ from ._benchmark import (
     top_split,
     tree_benchmark,
 )
+from ._claims import (
+    CLAIM_COLUMNS,
+    SEMISYNTHETIC_CLAIMS,
+    VERDICT_COLUMNS,
+    Claim,
+    claims_over_seeds,
+    claims_table,
+    summary_values,
+)
 from ._integration import INTEGRATION_METRICS, integration_metrics
 from ._metrics import (
     SUMMARY_COLUMNS,
@@ -42,6 +51,13 @@ from ._semisynthetic import (
 )
 
 __all__ = [
+    "CLAIM_COLUMNS",
+    "SEMISYNTHETIC_CLAIMS",
+    "VERDICT_COLUMNS",
+    "Claim",
+    "claims_over_seeds",
+    "claims_table",
+    "summary_values",
     "DA_COVARIATE",
     "DE_COVARIATE",
     "INTEGRATION_METRICS",
