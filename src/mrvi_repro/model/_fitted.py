@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mrvi_repro import __version__
+from mrvi_repro.data.contract import DataContractError, count_problems
 from mrvi_repro.settings.model import TrainConfig
 
 from ._data import _rows, _training_data
@@ -66,6 +67,9 @@ class FittedModel:
         self.module = self._build_module()
         #: Seconds spent initialising and compiling before the first epoch (set by fitting).
         self.compile_seconds: float | None = None
+        #: Wall-clock seconds of each epoch (set by fitting). Timings are kept here and in the
+        #: log, out of ``history`` and the saved files, which a seed fixes to the byte.
+        self.epoch_seconds: tuple[float, ...] = ()
         self._kernels: dict[tuple[Any, ...], Any] = {}
 
     def _build_module(self) -> nn.Module:
@@ -91,6 +95,10 @@ class FittedModel:
     ) -> Self:
         n = adata.n_obs
         registry.check_genes(adata)
+        x = adata.X  # once: a view's X is built anew at each access
+        problems = count_problems(x)
+        if problems:
+            raise DataContractError(problems, what=f"{cls.MODEL_NAME}.fit's adata")
         rng = np.random.default_rng(seed)
         train_idx, val_idx = _split(n, train, rng, train_indices)
         stream = train.streams(n, adata.n_vars)
@@ -98,7 +106,7 @@ class FittedModel:
         # log(x!) of the validation cells from the counts as given (both paths: the same numbers)
         val_lf = float(_rows_log_factorial(adata.X, val_idx).sum()) if len(val_idx) else 0.0
         model = cls(None, config, train, registry, train_indices=train_idx)
-        model.params, model.history, model.compile_seconds = _train(
+        model.params, model.history, timings = _train(
             model.module,
             cls.MODEL_NAME,
             registry,
@@ -111,6 +119,7 @@ class FittedModel:
             rng,
             stream=stream,
         )
+        model.compile_seconds, model.epoch_seconds = timings
         return model
 
     # ------------------------------------------------------------------ inference

@@ -76,6 +76,9 @@ class MrVI(FittedModel):
 
         Raises
         ------
+        DataContractError
+            Before anything is compiled, if ``X`` is not raw counts (NaN or infinite, negative or
+            non-integer entries: log-normalised data, say), naming each problem.
         FloatingPointError
             If a loss term becomes NaN or infinite, naming the epoch and the term.
         """
