@@ -124,9 +124,10 @@ def validate_adata(
 ) -> None:
     """Check an AnnData against the data contract and raise if anything is wrong.
 
-    Checks: ``X`` holds finite, non-negative, integer counts; gene names are unique; every named key
-    is an ``obs`` column without missing values; every sample covariate is constant within each
-    sample; there are at least two samples and each has at least ``min_cells_per_sample`` cells.
+    Checks: ``X`` holds finite, non-negative, integer counts; gene names and cell names are unique;
+    ``batch_key`` is not ``sample_key``; every named key is an ``obs`` column without missing
+    values; every sample covariate is constant within each sample; there are at least two samples
+    and each has at least ``min_cells_per_sample`` cells.
 
     Parameters
     ----------
@@ -158,6 +159,19 @@ def validate_adata(
         problems.append(
             f"{len(dup)} duplicated gene names: {_listing(list(dup))} "
             "(make them unique, e.g. AnnData.var_names_make_unique())"
+        )
+    dup_cells = adata.obs_names[adata.obs_names.duplicated()].unique()
+    if len(dup_cells):
+        n_cells = int(adata.obs_names.isin(dup_cells).sum())
+        problems.append(
+            f"{len(dup_cells)} cell names are shared by {n_cells} cells: "
+            f"{_listing(list(dup_cells))} (outputs are keyed by cell name; make them unique, "
+            "e.g. AnnData.obs_names_make_unique())"
+        )
+    if batch_key is not None and batch_key == sample_key:
+        problems.append(
+            f"batch_key and sample_key are both {sample_key!r}: the nuisance covariate must be "
+            "another obs column than the samples (or no batch_key)"
         )
 
     named = {"sample_key": sample_key, "batch_key": batch_key, "labels_key": labels_key}
@@ -192,6 +206,7 @@ def validate_adata(
                 f"{len(small)} sample(s) have fewer than {min_cells_per_sample} cells: "
                 + ", ".join(listed[:_MAX_LISTED])
                 + (f" and {len(listed) - _MAX_LISTED} more" if len(listed) > _MAX_LISTED else "")
+                + " (lower min_cells_per_sample, or drop such samples: drop_small_samples)"
             )
         for role, column in present.items():
             if not role.startswith("sample_covariates"):

@@ -159,6 +159,8 @@ def _train(
         flat_shape.size,
         ", minibatches streamed from the host" if stream else "",
     )
+    if tc.early_stopping and not len(val_idx):
+        logger.warning("no validation cells (train_indices holds every cell): no early stopping")
     opt_shape = jax.eval_shape(optimizer.init, flat_shape)
     if stream:
         runner: Any = _Streamer(

@@ -145,7 +145,8 @@ class TrainConfig:
     train_size
         Fraction of cells used for training; the rest is the validation set.
     early_stopping, patience
-        Stop when the validation ELBO has not improved for ``patience`` epochs.
+        Stop when the validation ELBO has not improved for ``patience`` epochs (so
+        ``train_size`` 1.0, no validation set, needs ``early_stopping=False``).
     max_dense_gib
         Largest dense copy of the counts (cells x genes float32), in GiB, that training puts on
         the device. Data up to it sits on the device whole and an epoch is one kernel; above it,
@@ -172,6 +173,13 @@ class TrainConfig:
             raise ValueError(msg)
         if not 0.0 < self.train_size <= 1.0:
             msg = f"train_size must lie in (0, 1] (got {self.train_size})"
+            raise ValueError(msg)
+        if self.train_size == 1.0 and self.early_stopping:
+            msg = (
+                "train_size 1.0 leaves no validation cells, and early_stopping watches the "
+                "validation ELBO: set early_stopping to false (training then runs max_epochs "
+                "epochs) or train_size below 1 (e.g. 0.9)"
+            )
             raise ValueError(msg)
         if self.batch_size < 1 or (self.max_epochs is not None and self.max_epochs < 1):
             msg = "batch_size and max_epochs must be >= 1"
