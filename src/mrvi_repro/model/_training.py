@@ -73,7 +73,7 @@ def _split(
     """Training and validation rows: the given training rows, else a seeded random split."""
     if train_indices is None:
         perm = rng.permutation(n)
-        n_train = n if train.train_size >= 1.0 else max(1, min(n - 1, round(train.train_size * n)))
+        n_train = train.n_train(n)
         return np.sort(perm[:n_train]), np.sort(perm[n_train:])
     train_idx = np.unique(np.asarray(train_indices, dtype=np.int64))
     if len(train_idx) == 0 or train_idx[0] < 0 or train_idx[-1] >= n:

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from mrvi_repro.model import SCVI, MrVI
 
+from ._sizes import cap
+
 if TYPE_CHECKING:
     import anndata as ad
 
@@ -50,6 +52,7 @@ def fit_mrvi(adata: ad.AnnData, spec: DatasetSpec) -> MrVI:
         MrVI,
         adata,
         settings,
+        "mrvi",
         sample_key=spec.sample_key,
         batch_key=spec.batch_key,
         labels_key=labels_key,
@@ -83,15 +86,29 @@ def fit_scvi(adata: ad.AnnData, spec: DatasetSpec) -> SCVI:
         spec.batch_key,
         settings.seed,
     )
-    return _fit(SCVI, adata, settings, batch_key=spec.batch_key)
+    return _fit(SCVI, adata, settings, "baselines.scvi", batch_key=spec.batch_key)
 
 
 def _fit[M: FittedModel](
-    cls: type[M], adata: ad.AnnData, settings: MrVISpec | SCVISpec, **keys: str | None
+    cls: type[M],
+    adata: ad.AnnData,
+    settings: MrVISpec | SCVISpec,
+    section: str,
+    **keys: str | None,
 ) -> M:
-    """Fit ``cls`` with a fit section's settings and the covariate ``keys``, logging both."""
+    """Fit ``cls`` with a fit section's settings and the covariate ``keys``, logging both.
+
+    A minibatch is at most the training cells: a larger ``train.batch_size`` is capped (logged).
+    """
     logger.info("model config: %s", settings.model)
     logger.info("train config: %s", settings.train)
+    n_train = settings.train.n_train(adata.n_obs)
+    cap(  # logged here, by its key; the training loop applies it
+        settings.train.batch_size,
+        n_train,
+        f"{section}.train.batch_size",
+        f"{n_train} training cells",
+    )
     model = cls.fit(adata, config=settings.model, train=settings.train, seed=settings.seed, **keys)
     history = model.history
     if len(history):

@@ -190,6 +190,12 @@ class TrainConfig:
         """Build from a mapping, rejecting unknown keys."""
         return _from_dict(cls, values, "train config")
 
+    def n_train(self, n_cells: int) -> int:
+        """Return the number of training cells of a seeded ``train_size`` split of ``n_cells``."""
+        if self.train_size >= 1.0:
+            return n_cells
+        return max(1, min(n_cells - 1, round(self.train_size * n_cells)))
+
     def epochs_for(self, n_cells: int) -> int:
         """Return the number of epochs to run for a dataset of ``n_cells`` cells."""
         if self.max_epochs is not None:
