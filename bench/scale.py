@@ -277,7 +277,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "n_epochs_kl_warmup": args.n_epochs_kl_warmup,
         "batch_size": args.batch_size,
         "compile_s": model.compile_seconds,
-        "epoch_s": [float(v) for v in hist["seconds"]],
+        "epoch_s": [float(v) for v in model.epoch_seconds],
         "train_loss": float(hist["train_loss"].iloc[-1]),
         "val_elbo": float(hist["val_elbo"].iloc[-1]),
         "distance_groups": list(map(str, distances["group"].values)),

@@ -33,7 +33,7 @@ host's sparse counts; the record's ``streamed`` says which path trained).
 
 What the figures mean (matched to ``bench/reference_runner.py``)
 ----------------------------------------------------------------
-* ``epoch_s``: ``model.history["seconds"]``, the wall time of each epoch from the start of its
+* ``epoch_s``: ``model.epoch_seconds``, the wall time of each epoch from the start of its
   training pass to the end of its validation pass (the validation pass IS included, as in the
   reference, whose Lightning callback times ``on_train_epoch_start`` to ``on_train_epoch_end``,
   after the validation loop). Both values are synchronous: our epoch ends with host reads of the
@@ -298,7 +298,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if len(hist) != args.epochs:
         msg = f"trained {len(hist)} epochs, expected {args.epochs}"
         raise RuntimeError(msg)
-    epoch_s = [float(s) for s in hist["seconds"]]
+    epoch_s = [float(s) for s in model.epoch_seconds]
     steady = statistics.median(epoch_s[1:]) if len(epoch_s) > 1 else None
     LOG.info("epoch times (s): %s", ", ".join(f"{t:.3f}" for t in epoch_s))
     n_params = int(sum(np.size(p) for p in jax.tree_util.tree_leaves(model.params)))

@@ -108,6 +108,20 @@ def test_duplicate_gene_names():
     assert "duplicated gene names: 'g0'" in problems_of(a)
 
 
+def test_duplicated_cell_names():
+    a = make()
+    a.obs_names = ["c0", "c0", "c0", "c5"] + [f"c{i}" for i in range(4, a.n_obs)]  # c0 x3, c5 x2
+    assert "2 cell names are shared by 5 cells: 'c0', 'c5' (outputs are keyed by cell name" in (
+        problems_of(a)
+    )
+
+
+def test_batch_key_equal_to_the_sample_key():
+    a = make()
+    msg = problems_of(a, batch_key="sample")
+    assert "batch_key and sample_key are both 'sample': the nuisance covariate must be" in msg
+
+
 def test_fewer_than_two_samples():
     a = make()
     a.obs["sample"] = "only"

@@ -77,6 +77,25 @@ def test_empty_cells_are_removed_and_logged(tiny_base, caplog):
     assert "kept 200 genes" in caplog.text
 
 
+def test_a_sample_removed_by_the_zero_count_filter_is_named(tiny_base, caplog):
+    user = tiny_base[:600].copy()
+    x = user.X.toarray()
+    lost = (user.obs["sample"] == "sample_03").to_numpy()
+    x[lost] = 0  # every cell of sample_03, and 2 cells of another sample, have no counts
+    x[np.flatnonzero(~lost)[:2]] = 0
+    user.X = sparse.csr_matrix(x)
+    spec = DatasetSpec.from_dict("user", {**USER_ENTRY, "min_cells_per_sample": 5})
+    with caplog.at_level(logging.INFO):
+        out = preprocess_dataset(user, spec)
+    assert sorted(out.obs["sample"].unique()) == ["sample_01", "sample_02", "sample_04"]
+    assert out.n_obs == 600 - lost.sum() - 2
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned == [
+        "1 sample(s) of obs['sample'] removed entirely, none of their cells having counts in the "
+        f"selected genes: 'sample_03' ({lost.sum()} cells)"
+    ]
+
+
 def test_contract_violations_surface(tiny_base):
     spec = DatasetSpec.from_dict("user", {**USER_ENTRY, "sample_covariates": ["lineage"]})
     with pytest.raises(DataContractError, match="'lineage' varies within 4 sample"):

@@ -1,3 +1,5 @@
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -6,7 +8,7 @@ from scipy.cluster import hierarchy
 from scipy.spatial.distance import pdist, squareform
 
 from mrvi_repro.data.contract import validate_adata
-from mrvi_repro.data.semisynthetic import SUBSETS, make_semisynthetic
+from mrvi_repro.data.semisynthetic import SUBSETS, leiden_clusters, make_semisynthetic
 from mrvi_repro.settings.data import SemisyntheticParams
 
 KEY = "sample_assignment"
@@ -131,8 +133,19 @@ def test_seeded(tiny_base, tiny_semi):
 
 def test_too_few_clusters_is_a_clear_error(tiny_base):
     # six well separated cell types: Leiden at 0.1 finds six clusters, not the ten rank 9 needs
-    with pytest.raises(ValueError, match="found 6 clusters.*at least 10; raise the resolution"):
+    with pytest.raises(
+        ValueError,
+        match=r"found 6 clusters.*at least 10; raise the resolution \(semisynthetic.resolution",
+    ):
         make_semisynthetic(tiny_base, SemisyntheticParams(subset_ranks=(0, 1, 9), seed=3))
+
+
+def test_the_clustering_pcs_are_capped_to_the_data(tiny_base, caplog):
+    small = tiny_base[:40, :30].copy()
+    with caplog.at_level(logging.INFO):
+        clusters = leiden_clusters(small, resolution=0.1, n_neighbors=5, n_pcs=50, seed=0)
+    assert len(clusters) == 40
+    assert "semisynthetic.n_pcs = 50 capped to 29: 40 cells x 30 genes" in caplog.text
 
 
 @pytest.mark.parametrize(

@@ -237,6 +237,33 @@ def test_bad_entries(entry, match):
         DatasetSpec.from_dict("x", entry)
 
 
+def test_batch_key_equal_to_the_sample_key_is_refused():
+    with pytest.raises(SpecError) as info:
+        DatasetSpec.from_dict("x", {**MINIMAL, "batch_key": "sample"})
+    assert str(info.value) == (
+        "dataset 'x': batch_key 'sample' is the sample_key 'sample'; the batch (nuisance) must be "
+        "another obs column than the samples: name another column, or leave batch_key out"
+    )
+
+
+@pytest.mark.parametrize("section", ["mrvi", "baselines"])
+def test_training_on_every_cell_with_early_stopping_is_refused(section):
+    train = {"train": {"train_size": 1.0}}
+    entry = {**MINIMAL, section: train if section == "mrvi" else {"scvi": train}}
+    where = "mrvi" if section == "mrvi" else "baselines.scvi"
+    with pytest.raises(SpecError) as info:
+        DatasetSpec.from_dict("x", entry)
+    assert str(info.value) == (
+        f"dataset 'x': {where}.train: train_size 1.0 leaves no validation cells, and "
+        "early_stopping watches the validation ELBO: set early_stopping to false (training then "
+        "runs max_epochs epochs) or train_size below 1 (e.g. 0.9)"
+    )
+    train["train"]["early_stopping"] = False
+    spec = DatasetSpec.from_dict("x", entry)
+    fit = spec.mrvi if section == "mrvi" else spec.baselines.scvi
+    assert fit.train.train_size == 1.0 and not fit.train.early_stopping
+
+
 def test_schema_errors_name_the_key(repo, tmp_path):
     path = repo / "workflow" / "schemas" / "dataset.schema.yaml"
     bad = {**MINIMAL, "source": {"kind": "simulate", "n_cels": 3}, "hvg": {"n_top_genes": "many"}}

@@ -71,6 +71,30 @@ REPORTING = {
 }
 
 
+#: One core per model job, so that two datasets' jobs overlap on 2 cores (the rules ask for more).
+ONE_THREAD = (
+    "--set-threads",
+    *(
+        f"{rule}=1"
+        for rule in (
+            "fit_mrvi",
+            "latent_mrvi",
+            "sample_distances",
+            "differential_abundance",
+            "differential_expression",
+            "stratify_cells",
+            "fit_scvi",
+            "representations",
+            "deseq2_pseudobulk",
+            "milo",
+            "milode",
+            "integration_metrics",
+            "embeddings_2d",
+        )
+    ),
+)
+
+
 def jobs(out, *, reporting=False):
     """Rule -> number of jobs, from the job table of a (dry) run, without `all` (and without the
     metric and figure rules of REPORTING unless asked)."""
@@ -171,14 +195,8 @@ def test_full_run_of_a_tiny_config(repo, tmp_path, snakemake):
         "analysis": {**TINY_ANALYSIS, "de": {"mc_samples": 3, "covariates": ["covariate_1_G1"]}},
     }
     config = write_config(tmp_path, {"tiny": semi, "mine": mine})
-    # one core per model job, so that the two datasets' fits overlap (the rules ask for more)
-    threads = ("--set-threads", "fit_mrvi=1", "latent_mrvi=1")
-    threads += ("sample_distances=1", "differential_abundance=1")
-    threads += ("differential_expression=1", "stratify_cells=1")
-    threads += ("fit_scvi=1", "representations=1", "deseq2_pseudobulk=1")
-    threads += ("milo=1", "milode=1", "integration_metrics=1", "embeddings_2d=1")
     rc, out = snakemake(
-        repo, "--cores", "2", *threads, "--directory", tmp_path, "--configfile", config
+        repo, "--cores", "2", *ONE_THREAD, "--directory", tmp_path, "--configfile", config
     )
     assert rc == 0, out[-5000:]
 
@@ -381,3 +399,64 @@ def test_full_run_of_a_tiny_config(repo, tmp_path, snakemake):
     assert re.search(r"sample_distances\s+1\n", out), out
     assert not {"simulate_base", "preprocess_dataset"} & set(jobs(out)), out
     assert not {"fit_scvi", "representations", "deseq2_pseudobulk", "milo"} & set(jobs(out)), out
+
+
+def test_small_cohorts_run_the_default_target_with_only_their_keys(repo, tmp_path, snakemake):
+    # a 4-sample and a 10-sample cohort (the sizes that failed with n_pcs = 50), each entry with
+    # only the required keys, one two-valued covariate and few epochs: every size-bound default
+    # is capped to what the data allow, and each cap is logged with its key
+    datasets = {}
+    for n_samples in (4, 10):
+        name = f"cohort{n_samples}"
+        cells = simulate_base(
+            SimulationParams(n_cells=300, n_genes=200, n_samples=n_samples, seed=n_samples)
+        )
+        samples = sorted(cells.obs["sample"].unique())
+        cells.obs["group"] = cells.obs["sample"].map(
+            {s: "ab"[i % 2] for i, s in enumerate(samples)}
+        )
+        cells.write_h5ad(tmp_path / f"{name}.h5ad")
+        few_epochs = {"train": {"max_epochs": 2}}
+        datasets[name] = {
+            "source": {"kind": "h5ad", "path": f"{name}.h5ad"},
+            "sample_key": "sample",
+            "sample_covariates": ["group"],
+            "mrvi": few_epochs,
+            "baselines": {"scvi": few_epochs},
+        }
+    config = write_config(tmp_path, datasets)
+    # about 3 min on 2 idle cores; the limit leaves room for a machine shared with other jobs
+    rc, out = snakemake(
+        repo,
+        "--cores",
+        "2",
+        *ONE_THREAD,
+        "--directory",
+        tmp_path,
+        "--configfile",
+        config,
+        timeout=1800,
+    )
+    assert rc == 0, out[-5000:]
+
+    results = tmp_path / "results"
+    for n_samples in (4, 10):
+        name = f"cohort{n_samples}"
+        n_features = n_samples * (n_samples - 1) // 2  # 6 and 45, both under the default 50
+        strat = xr.open_dataset(results / name / "analysis" / "stratification.nc")
+        assert strat.sizes["pc"] == n_features and strat.attrs["n_pcs"] == n_features
+        assert strat.sizes["sample_x"] == n_samples and strat.sizes["cell"] == 300
+        log = (results / name / "logs" / "stratify_cells.log").read_text()
+        assert "INFO mrvi_repro.pipeline._sizes: analysis.stratify.n_pcs = 50 capped to " in log
+        assert f"capped to {n_features}: the upper triangles of {n_samples} x {n_samples}" in log
+        da = xr.open_dataset(results / name / "analysis" / "da.nc")
+        assert list(da.data_vars) == ["log_ratio_group"] and da.sizes["cell"] == 300
+        assert (results / name / "baselines" / "milo.nc").exists()
+        assert (
+            pd.read_csv(results / name / "baselines" / "deseq2.tsv", sep="\t")["covariate"]
+            .eq("group")
+            .all()
+        )
+        summary = pd.read_csv(results / name / "metrics" / "summary.tsv", sep="\t")
+        assert list(summary.columns) == ["method", "metric", "value"]
+        assert (results / name / "figures" / "runtime.png").exists()

@@ -8,6 +8,7 @@ that lists every problem found, each naming the offending key, sample or gene.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -15,11 +16,13 @@ import pandas as pd
 from scipy import sparse
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     from anndata import AnnData
 
 _MAX_LISTED = 5
+#: Entries of a matrix checked at a time by :func:`count_problems` (bounds its working copies).
+_CHECK_BLOCK = 1 << 22
 
 
 class DataContractError(ValueError):
@@ -37,8 +40,29 @@ def _listing(values: Sequence[object]) -> str:
     return shown + (f" and {more} more" if more > 0 else "")
 
 
+def _value_blocks(x: object) -> Iterator[np.ndarray]:
+    """Yield the stored values of a matrix, at most ``_CHECK_BLOCK`` or one row of them at a time.
+
+    Sparse: slices of its stored values (``data``); dense: blocks of rows (views, no copy).
+    """
+    if sparse.issparse(x):
+        values = (x.tocsr() if x.format in ("lil", "dok") else x).data.reshape(-1)
+        for start in range(0, values.size, _CHECK_BLOCK):
+            yield values[start : start + _CHECK_BLOCK]
+        return
+    values = np.asarray(x)
+    if values.ndim != 2:
+        values = values.reshape(len(values) if values.ndim else 1, -1)
+    rows = max(1, _CHECK_BLOCK // max(1, values.shape[1]))
+    for start in range(0, values.shape[0], rows):
+        yield values[start : start + rows]
+
+
 def count_problems(x: object, *, where: str = "X") -> list[str]:
     """Describe why a matrix is not a matrix of raw counts (empty list if it is).
+
+    The entries are checked a block at a time (:data:`_CHECK_BLOCK` entries): memory stays bounded
+    by the block whatever the size of the matrix, and a sparse matrix is never densified.
 
     Parameters
     ----------
@@ -51,24 +75,36 @@ def count_problems(x: object, *, where: str = "X") -> list[str]:
     -------
     One message per problem: NaN or infinite entries, negative entries, non-integer entries.
     """
-    values = x.data if sparse.issparse(x) else np.asarray(x)
-    if not np.issubdtype(values.dtype, np.number):
-        return [f"{where} has non-numeric dtype {values.dtype}"]
+    dtype = x.dtype if sparse.issparse(x) else np.asarray(x).dtype
+    if not np.issubdtype(dtype, np.number):
+        return [f"{where} has non-numeric dtype {dtype}"]
+    exact = np.issubdtype(dtype, np.integer)  # integers: finite and whole by their type
+    n_bad = n_neg = n_frac = 0
+    lowest, example = math.inf, None
+    for block in _value_blocks(x):
+        values = block
+        if not exact:
+            finite = np.isfinite(block)
+            n_bad += int(block.size - np.count_nonzero(finite))
+            values = block[finite]
+        negative = values < 0
+        if negative.any():
+            n_neg += int(np.count_nonzero(negative))
+            lowest = min(lowest, float(values[negative].min()))
+        if not exact:
+            frac = values != np.round(values)
+            if frac.any():
+                n_frac += int(np.count_nonzero(frac))
+                if example is None:
+                    example = float(values[frac][0])
     problems = []
-    finite = np.isfinite(values)
-    n_bad = int(values.size - finite.sum())
     if n_bad:
         problems.append(f"{where} has {n_bad} NaN or infinite entries")
-    vals = values[finite]
-    n_neg = int((vals < 0).sum())
     if n_neg:
         problems.append(
-            f"{where} has {n_neg} negative entries (min {vals.min():g}); raw counts are >= 0"
+            f"{where} has {n_neg} negative entries (min {lowest:g}); raw counts are >= 0"
         )
-    frac = vals != np.round(vals)
-    n_frac = int(frac.sum())
     if n_frac:
-        example = float(vals[frac][0])
         problems.append(
             f"{where} has {n_frac} non-integer entries (e.g. {example:g}); it must hold raw counts, "
             "not normalised or log-transformed values"
@@ -88,9 +124,10 @@ def validate_adata(
 ) -> None:
     """Check an AnnData against the data contract and raise if anything is wrong.
 
-    Checks: ``X`` holds finite, non-negative, integer counts; gene names are unique; every named key
-    is an ``obs`` column without missing values; every sample covariate is constant within each
-    sample; there are at least two samples and each has at least ``min_cells_per_sample`` cells.
+    Checks: ``X`` holds finite, non-negative, integer counts; gene names and cell names are unique;
+    ``batch_key`` is not ``sample_key``; every named key is an ``obs`` column without missing
+    values; every sample covariate is constant within each sample; there are at least two samples
+    and each has at least ``min_cells_per_sample`` cells.
 
     Parameters
     ----------
@@ -122,6 +159,19 @@ def validate_adata(
         problems.append(
             f"{len(dup)} duplicated gene names: {_listing(list(dup))} "
             "(make them unique, e.g. AnnData.var_names_make_unique())"
+        )
+    dup_cells = adata.obs_names[adata.obs_names.duplicated()].unique()
+    if len(dup_cells):
+        n_cells = int(adata.obs_names.isin(dup_cells).sum())
+        problems.append(
+            f"{len(dup_cells)} cell names are shared by {n_cells} cells: "
+            f"{_listing(list(dup_cells))} (outputs are keyed by cell name; make them unique, "
+            "e.g. AnnData.obs_names_make_unique())"
+        )
+    if batch_key is not None and batch_key == sample_key:
+        problems.append(
+            f"batch_key and sample_key are both {sample_key!r}: the nuisance covariate must be "
+            "another obs column than the samples (or no batch_key)"
         )
 
     named = {"sample_key": sample_key, "batch_key": batch_key, "labels_key": labels_key}
@@ -156,6 +206,7 @@ def validate_adata(
                 f"{len(small)} sample(s) have fewer than {min_cells_per_sample} cells: "
                 + ", ".join(listed[:_MAX_LISTED])
                 + (f" and {len(listed) - _MAX_LISTED} more" if len(listed) > _MAX_LISTED else "")
+                + " (lower min_cells_per_sample, or drop such samples: drop_small_samples)"
             )
         for role, column in present.items():
             if not role.startswith("sample_covariates"):

@@ -96,6 +96,22 @@ def drop_small_samples(adata: ad.AnnData, sample_key: str, min_cells: int) -> ad
     return adata
 
 
+def _warn_lost_samples(obs: pd.DataFrame, removed: np.ndarray, sample_key: str) -> None:
+    """Warn, naming each, about the samples whose every cell is in ``removed``."""
+    if sample_key not in obs.columns:  # created later (semi-synthetic construction)
+        return
+    samples = obs[sample_key].astype(str).to_numpy()
+    lost = sorted(set(samples[removed]) - set(samples[~removed]))
+    if lost:
+        logger.warning(
+            "%d sample(s) of obs[%r] removed entirely, none of their cells having counts in the "
+            "selected genes: %s",
+            len(lost),
+            sample_key,
+            ", ".join(f"{s!r} ({int((samples == s).sum())} cells)" for s in lost),
+        )
+
+
 def preprocess(
     adata: ad.AnnData,
     *,
@@ -112,8 +128,9 @@ def preprocess(
     """Turn a raw dataset into the validated AnnData of the data contract.
 
     Steps: raw counts of ``X`` checked and made CSR, HVG selection, removal of cells without
-    counts in the selected genes, the semi-synthetic construction (with ``semisynthetic``), the
-    removal of samples under ``min_cells_per_sample`` cells (with ``drop_small``), and
+    counts in the selected genes (a warning names each sample that loses all its cells), the
+    semi-synthetic construction (with ``semisynthetic``), the removal of samples under
+    ``min_cells_per_sample`` cells (with ``drop_small``), and
     :func:`~mrvi_repro.data.contract.validate_adata`.
 
     Parameters
@@ -154,6 +171,7 @@ def preprocess(
             int(empty.sum()),
             out.n_obs,
         )
+        _warn_lost_samples(out.obs, empty, sample_key)
         out = out[~empty].copy()
     if semisynthetic is not None:
         out = make_semisynthetic(out, semisynthetic, sample_key=sample_key)

@@ -64,6 +64,14 @@ def leiden_clusters(
     sc.pp.normalize_total(tmp)
     sc.pp.log1p(tmp)
     n_comps = min(n_pcs, tmp.n_obs - 1, tmp.n_vars - 1)
+    if n_comps < n_pcs:
+        logger.info(
+            "semisynthetic.n_pcs = %d capped to %d: %d cells x %d genes",
+            n_pcs,
+            n_comps,
+            tmp.n_obs,
+            tmp.n_vars,
+        )
     sc.pp.pca(tmp, n_comps=n_comps, random_state=seed)
     knn_graph(tmp, n_neighbors=n_neighbors, seed=seed)
     return leiden(tmp, resolution=resolution, seed=seed)
@@ -172,7 +180,8 @@ def make_semisynthetic(
     if len(sizes) <= max(p.subset_ranks):
         msg = (
             f"Leiden at resolution {p.resolution} found {len(sizes)} clusters, but subset_ranks "
-            f"{list(p.subset_ranks)} needs at least {max(p.subset_ranks) + 1}; raise the resolution"
+            f"{list(p.subset_ranks)} needs at least {max(p.subset_ranks) + 1}; raise the resolution "
+            "(semisynthetic.resolution of a dataset entry)"
         )
         raise ValueError(msg)
     label = dict(zip(("A", "B", "C"), (str(r) for r in p.subset_ranks), strict=True))
@@ -183,7 +192,10 @@ def make_semisynthetic(
     # Subset A: subclusters from Ward on a PCA of random genes.
     in_a = np.flatnonzero(subset == "A")
     if in_a.size < 2 * p.n_subclusters:
-        msg = f"subset A has {in_a.size} cells, too few for {p.n_subclusters} subclusters"
+        msg = (
+            f"subset A has {in_a.size} cells, too few for {p.n_subclusters} subclusters "
+            "(semisynthetic.n_subclusters of a dataset entry)"
+        )
         raise ValueError(msg)
     genes = np.sort(
         rng.choice(adata.n_vars, size=min(p.n_genes_subclustering, adata.n_vars), replace=False)
@@ -195,7 +207,10 @@ def make_semisynthetic(
     z = hierarchy.linkage(sub.obsm["X_pca"], method="ward")
     raw_sub = hierarchy.fcluster(z, t=p.n_subclusters, criterion="maxclust")
     if len(np.unique(raw_sub)) != p.n_subclusters:
-        msg = f"Ward cut of subset A gave {len(np.unique(raw_sub))} subclusters, not {p.n_subclusters}"
+        msg = (
+            f"Ward cut of subset A gave {len(np.unique(raw_sub))} subclusters, not "
+            f"{p.n_subclusters} (semisynthetic.n_subclusters of a dataset entry)"
+        )
         raise ValueError(msg)
     tree = _subcluster_tree(z, raw_sub, p.n_subclusters)
     linkage, leaf_order = _subject_linkage(tree, p.n_replicates)

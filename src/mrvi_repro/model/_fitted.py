@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from mrvi_repro import __version__
+from mrvi_repro.data.contract import DataContractError, count_problems
 from mrvi_repro.settings.model import TrainConfig
 
 from ._checkpoint import Checkpoint, fit_fingerprint
@@ -72,6 +73,9 @@ class FittedModel:
         self.module = self._build_module()
         #: Seconds spent initialising and compiling before the first epoch (set by fitting).
         self.compile_seconds: float | None = None
+        #: Wall-clock seconds of each epoch (set by fitting). Timings are kept here and in the
+        #: log, out of ``history`` and the saved files, which a seed fixes to the byte.
+        self.epoch_seconds: tuple[float, ...] = ()
         self._kernels: dict[tuple[Any, ...], Any] = {}
 
     def _build_module(self) -> nn.Module:
@@ -98,6 +102,10 @@ class FittedModel:
     ) -> Self:
         n = adata.n_obs
         registry.check_genes(adata)
+        x = adata.X  # once: a view's X is built anew at each access
+        problems = count_problems(x)
+        if problems:
+            raise DataContractError(problems, what=f"{cls.MODEL_NAME}.fit's adata")
         rng = np.random.default_rng(seed)
         train_idx, val_idx = _split(n, train, rng, train_indices)
         stream = train.streams(n, adata.n_vars)
@@ -121,7 +129,7 @@ class FittedModel:
             )
             checkpoint = Checkpoint(checkpoint_dir, fingerprint, train.checkpoint_every)
         with checkpoint.session() if checkpoint is not None else contextlib.nullcontext():
-            model.params, model.history, model.compile_seconds, model.params_epoch = _train(
+            model.params, model.history, timings, model.params_epoch = _train(
                 model.module,
                 cls.MODEL_NAME,
                 registry,
@@ -135,6 +143,7 @@ class FittedModel:
                 stream=stream,
                 checkpoint=checkpoint,
             )
+        model.compile_seconds, model.epoch_seconds = timings
         if checkpoint is not None:
             checkpoint.clear()
         return model

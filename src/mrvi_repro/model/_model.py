@@ -84,6 +84,9 @@ class MrVI(FittedModel):
         ------
         TrainingInterrupted
             After SIGTERM/SIGINT, once the checkpoint is written (with ``checkpoint_dir``).
+        DataContractError
+            Before anything is compiled, if ``X`` is not raw counts (NaN or infinite, negative or
+            non-integer entries: log-normalised data, say), naming each problem.
         FloatingPointError
             If a loss term becomes NaN or infinite, naming the epoch and the term.
         """

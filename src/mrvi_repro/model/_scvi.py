@@ -70,6 +70,14 @@ class SCVI(FittedModel):
         Returns
         -------
         The fitted model; its ``history`` has one row per epoch.
+
+        Raises
+        ------
+        DataContractError
+            Before anything is compiled, if ``X`` is not raw counts (NaN or infinite, negative or
+            non-integer entries: log-normalised data, say), naming each problem.
+        FloatingPointError
+            If a loss term becomes NaN or infinite, naming the epoch and the term.
         """
         registry = Registry.from_adata(adata, None, batch_key, None)
         config = config or SCVIConfig()

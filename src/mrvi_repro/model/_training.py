@@ -13,7 +13,7 @@ import math
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -43,6 +43,15 @@ TRAIN_PRNG = "rbg"
 _ONE_OFF = {"xla_backend_optimization_level": 0}
 
 
+class TrainTimings(NamedTuple):
+    """Wall-clock seconds of a fit: kept in memory and in the log, never in a model's files."""
+
+    #: Initialising the parameters and compiling the kernels, before the first epoch.
+    compile_seconds: float
+    #: Each epoch, from the start of its training pass to the end of its validation pass.
+    epoch_seconds: tuple[float, ...]
+
+
 def make_optimizer(train: TrainConfig) -> optax.GradientTransformation:
     """Adam with coupled weight decay and global-norm clipping (the reference's chain)."""
     return optax.chain(
@@ -67,7 +76,7 @@ def _split(
     """Training and validation rows: the given training rows, else a seeded random split."""
     if train_indices is None:
         perm = rng.permutation(n)
-        n_train = n if train.train_size >= 1.0 else max(1, min(n - 1, round(train.train_size * n)))
+        n_train = train.n_train(n)
         return np.sort(perm[:n_train]), np.sort(perm[n_train:])
     train_idx = np.unique(np.asarray(train_indices, dtype=np.int64))
     if len(train_idx) == 0 or train_idx[0] < 0 or train_idx[-1] >= n:
@@ -100,7 +109,7 @@ def _train(
     *,
     stream: bool = False,
     checkpoint: Checkpoint | None = None,
-) -> tuple[Any, pd.DataFrame, float, int]:
+) -> tuple[Any, pd.DataFrame, TrainTimings, int]:
     """Train the parameters of ``module`` on ``data``.
 
     Parameters
@@ -133,9 +142,9 @@ def _train(
     Returns
     -------
     The fitted parameters (with a validation set and ``tc.restore_best``, those of the epoch with
-    the best validation ELBO; else the last epoch's), the history (one row per epoch), the
-    seconds spent initialising and compiling before the first epoch, and the epoch whose
-    parameters are returned.
+    the best validation ELBO; else the last epoch's), the history (one row per epoch: only numbers
+    that the seed fixes, so that two fits with one seed write identical files), the wall-clock
+    timings (also logged) and the epoch whose parameters are returned.
 
     Raises
     ------
@@ -169,6 +178,8 @@ def _train(
         flat_shape.size,
         ", minibatches streamed from the host" if stream else "",
     )
+    if tc.early_stopping and not len(val_idx):
+        logger.warning("no validation cells (train_indices holds every cell): no early stopping")
     opt_shape = jax.eval_shape(optimizer.init, flat_shape)
     if stream:
         runner: Any = _Streamer(
@@ -203,6 +214,7 @@ def _train(
     else:
         train_epoch = kernels[0]
     rows, best, best_epoch, since_best, best_flat = [], math.inf, 0, 0, None
+    epoch_seconds: list[float] = []
     start_epoch = 0
     state = checkpoint.load() if checkpoint is not None else None
     if state is not None:
@@ -254,7 +266,7 @@ def _train(
             vsums = {k: float(v) for k, v in vsums.items()}
             row["val_elbo"] = (sum(vsums.values()) + val_lf) / len(val_idx)
             sums.update({f"validation {k}": v for k, v in vsums.items()})
-        row["seconds"] = time.perf_counter() - start
+        seconds = time.perf_counter() - start
         bad = [k for k, v in sums.items() if not math.isfinite(v)]
         if bad:
             msg = (
@@ -263,6 +275,7 @@ def _train(
             )
             raise FloatingPointError(msg)
         rows.append(row)
+        epoch_seconds.append(seconds)
         logger.info(
             "epoch %d/%d: train loss %.3f, validation ELBO %s, kl weight %.2f, %.2f s",
             epoch + 1,
@@ -270,7 +283,7 @@ def _train(
             row["train_loss"],
             f"{row['val_elbo']:.3f}" if "val_elbo" in row else "n/a",
             kl_weight,
-            row["seconds"],
+            seconds,
         )
         if "val_elbo" in row:
             if row["val_elbo"] < best - 1e-6:
@@ -304,9 +317,10 @@ def _train(
                 "early stopping: no improvement of the validation ELBO in %d epochs", tc.patience
             )
             break
+    timings = TrainTimings(compile_seconds, tuple(epoch_seconds))
     if best_flat is not None and tc.restore_best:
         logger.info(
             "keeping the parameters of epoch %d (best validation ELBO %.3f)", best_epoch, best
         )
-        return jax.jit(unravel)(best_flat), pd.DataFrame(rows), compile_seconds, best_epoch
-    return jax.jit(unravel)(flat), pd.DataFrame(rows), compile_seconds, len(rows)
+        return jax.jit(unravel)(best_flat), pd.DataFrame(rows), timings, best_epoch
+    return jax.jit(unravel)(flat), pd.DataFrame(rows), timings, len(rows)

@@ -20,6 +20,9 @@ from mrvi_repro.analysis import (
     sample_groups,
     stratify_cells,
 )
+from mrvi_repro.data.contract import per_sample
+
+from ._sizes import cap, naming_settings
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -52,7 +55,23 @@ def mrvi_da(model: MrVI, adata: ad.AnnData, spec: DatasetSpec) -> xr.Dataset:
     Up to :data:`DA_REFERENCE_CELLS` cells, each sample's aggregated posterior is the mixture of all
     its cells (the paper's); above, of a seeded random subset of about ``DA_REFERENCE_CELLS / S``
     cells per sample, so the cost stays linear in cells instead of quadratic.
+
+    Raises
+    ------
+    ValueError
+        If no sample covariate of the entry takes two values (nothing to compare), naming the
+        entry's ``sample_covariates``, as DE does.
     """
+    covariates = list(spec.sample_covariates)
+    n_values = {c: per_sample(adata, spec.sample_key, c).nunique() for c in covariates}
+    if 2 not in n_values.values():
+        found = ", ".join(f"{c!r} has {n}" for c, n in n_values.items()) or "none is named"
+        msg = (
+            f"dataset {spec.name!r}: DA compares the two values of a sample covariate, and no "
+            f"entry of sample_covariates {covariates} has two values ({found}); set "
+            "sample_covariates to name an obs column constant within each sample with two values"
+        )
+        raise ValueError(msg)
     max_cells = None
     if adata.n_obs > DA_REFERENCE_CELLS:
         max_cells = math.ceil(DA_REFERENCE_CELLS / len(model.registry.samples))
@@ -64,7 +83,7 @@ def mrvi_da(model: MrVI, adata: ad.AnnData, spec: DatasetSpec) -> xr.Dataset:
     return differential_abundance_binary(
         model,
         adata,
-        list(spec.sample_covariates),
+        covariates,
         max_cells_per_sample=max_cells,
         seed=spec.mrvi.seed,
     )
@@ -84,33 +103,50 @@ def mrvi_de(model: MrVI, adata: ad.AnnData, spec: DatasetSpec) -> xr.Dataset:
     groupby = spec.labels_key
     if de.lfc and groupby is None:
         adata, groupby = with_group_column(adata, np.full(adata.n_obs, "all"), "all")
-    out = differential_expression(
-        model,
-        adata,
-        covariates=covariates,
-        mc_samples=de.mc_samples,
-        lam=de.lam,
-        lfc=de.lfc,
-        lfc_groupby=groupby if de.lfc else None,
-        seed=spec.mrvi.seed,
-    )
+    with naming_settings("analysis.de", de):
+        out = differential_expression(
+            model,
+            adata,
+            covariates=covariates,
+            mc_samples=de.mc_samples,
+            lam=de.lam,
+            lfc=de.lfc,
+            lfc_groupby=groupby if de.lfc else None,
+            seed=spec.mrvi.seed,
+        )
     out.attrs["covariates"] = ",".join(covariates)  # netCDF attributes hold no string lists
     return out
 
 
 def mrvi_stratification(model: MrVI, adata: ad.AnnData, spec: DatasetSpec) -> xr.Dataset:
-    """Cell clusters by distance matrices, per-cluster sample dendrograms and sample groups."""
-    st = spec.analysis.stratify
-    out = stratify_cells(
-        model,
-        adata,
-        n_pcs=st.n_pcs,
-        n_neighbors=st.n_neighbors,
-        resolution=st.resolution,
-        method=st.method,
-        mc_samples=st.mc_samples,
-        seed=spec.mrvi.seed,
+    """Cell clusters by distance matrices, per-cluster sample dendrograms and sample groups.
+
+    ``analysis.stratify``'s sizes are capped to what the data allow, each cap logged: ``n_pcs`` to
+    the features (S(S-1)/2 for S samples) and the cells, ``n_neighbors`` to the cells but one,
+    ``n_sample_groups`` to the samples.
+    """
+    st, key = spec.analysis.stratify, "analysis.stratify"
+    n_samples, n_cells = len(model.registry.samples), adata.n_obs
+    n_features = n_samples * (n_samples - 1) // 2
+    n_pcs = cap(
+        st.n_pcs,
+        min(n_features, n_cells),
+        f"{key}.n_pcs",
+        f"the upper triangles of {n_samples} x {n_samples} sample distance matrices have "
+        f"{n_features} features, of {n_cells} cells",
     )
-    n_groups = min(st.n_sample_groups, len(model.registry.samples))
+    n_neighbors = cap(st.n_neighbors, n_cells - 1, f"{key}.n_neighbors", f"{n_cells} cells")
+    n_groups = cap(st.n_sample_groups, n_samples, f"{key}.n_sample_groups", f"{n_samples} samples")
+    with naming_settings(key, st):
+        out = stratify_cells(
+            model,
+            adata,
+            n_pcs=n_pcs,
+            n_neighbors=n_neighbors,
+            resolution=st.resolution,
+            method=st.method,
+            mc_samples=st.mc_samples,
+            seed=spec.mrvi.seed,
+        )
     out["sample_group"] = sample_groups(out, n_groups)
     return out

@@ -7,7 +7,8 @@ per-cell DA log ratios and miloDE LFCs per cell group.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import anndata as ad
 import numpy as np
@@ -28,7 +29,10 @@ from mrvi_repro.baselines import (
     pseudobulk_deseq2,
 )
 from mrvi_repro.model import embedding_anndata
+from mrvi_repro.settings.baselines import MiloDEConfig
 from mrvi_repro.settings.names import REPRESENTATION_KEYS
+
+from ._sizes import cap, naming_settings
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -56,7 +60,8 @@ def baseline_representations(adata: ad.AnnData, scvi: SCVI, spec: DatasetSpec) -
     scvi
         scVI fitted to ``adata`` (:func:`mrvi_repro.pipeline.fit_scvi`).
     spec
-        The dataset entry: ``baselines.pca.n_comps`` and ``baselines.seed`` (PCA solver).
+        The dataset entry: ``baselines.pca.n_comps`` (capped, logged, at min(cells, genes) - 1)
+        and ``baselines.seed`` (PCA solver).
 
     Returns
     -------
@@ -66,12 +71,16 @@ def baseline_representations(adata: ad.AnnData, scvi: SCVI, spec: DatasetSpec) -
     ``uns["latent_keys"]``), and scVI's training history in ``uns["scvi_history"]``.
     """
     settings = spec.baselines
+    n_comps = cap(
+        settings.pca.n_comps,
+        min(adata.n_obs, adata.n_vars) - 1,
+        "baselines.pca.n_comps",
+        f"{adata.n_obs} cells x {adata.n_vars} genes allow min(cells, genes) - 1 components",
+    )
     out = embedding_anndata(
         adata,
         {
-            REPRESENTATION_KEYS["pca"]: pca_representation(
-                adata, settings.pca.n_comps, seed=settings.seed
-            ),
+            REPRESENTATION_KEYS["pca"]: pca_representation(adata, n_comps, seed=settings.seed),
             REPRESENTATION_KEYS["scvi"]: scvi.get_latent(adata),
         },
     )
@@ -95,8 +104,8 @@ def composition_baseline(
         Cells with the representation in ``obsm`` (:func:`baseline_representations`) and the
         entry's ``sample_key`` (and ``labels_key``) in ``obs``.
     spec
-        The dataset entry: ``baselines.composition`` (clusters, resolutions, kNN size) and
-        ``baselines.seed``.
+        The dataset entry: ``baselines.composition`` (clusters, resolutions, kNN size, capped at
+        the cells but one) and ``baselines.seed``.
     representation
         A name of :data:`~mrvi_repro.settings.names.REPRESENTATION_KEYS` (``"pca"`` or ``"scvi"``).
 
@@ -115,12 +124,19 @@ def composition_baseline(
         settings.clusters == "auto" and spec.labels_key is not None
     )
     adata = representations
+    n_neighbors = cap(
+        settings.n_neighbors,
+        adata.n_obs - 1,
+        "baselines.composition.n_neighbors",
+        f"{adata.n_obs} cells",
+        minimum=2,
+    )
     if use_labels:
         cluster_key = spec.labels_key
     else:
         cluster_key = f"leiden_{representation}"
         graph = ad.AnnData(obs=pd.DataFrame(index=adata.obs_names), obsm={key: adata.obsm[key]})
-        knn_graph(graph, n_neighbors=settings.n_neighbors, use_rep=key, seed=seed)
+        knn_graph(graph, n_neighbors=n_neighbors, use_rep=key, seed=seed)
         adata = adata.copy()
         adata.obs[cluster_key] = leiden(graph, resolution=settings.cluster_resolution, seed=seed)
         logger.info(
@@ -129,15 +145,16 @@ def composition_baseline(
             adata.obs[cluster_key].nunique(),
             settings.cluster_resolution,
         )
-    dist = composition_distances(
-        adata,
-        representation=key,
-        sample_key=spec.sample_key,
-        cluster_key=cluster_key,
-        resolution=settings.subcluster_resolution,
-        n_neighbors=settings.n_neighbors,
-        seed=seed,
-    )
+    with naming_settings("baselines.composition", settings):
+        dist = composition_distances(
+            adata,
+            representation=key,
+            sample_key=spec.sample_key,
+            cluster_key=cluster_key,
+            resolution=settings.subcluster_resolution,
+            n_neighbors=n_neighbors,
+            seed=seed,
+        )
     dist.attrs.update(
         {"representation": representation, "clusters": "labels" if use_labels else "leiden"}
     )
@@ -173,16 +190,17 @@ def deseq2_baseline(adata: ad.AnnData, spec: DatasetSpec, *, n_cpus: int = 1) ->
     covariates = spec.sample_covariates if settings.covariates is None else settings.covariates
     tables = []
     for covariate in _binary_covariates(adata, covariates, method="DESeq2"):
-        table = pseudobulk_deseq2(
-            adata,
-            sample_key=spec.sample_key,
-            group_key=None if group is None else spec.labels_key,
-            group=group,
-            covariate=covariate,
-            nuisance_key=nuisance,
-            min_cells=settings.min_cells,
-            n_cpus=n_cpus,
-        )
+        with naming_settings("baselines.deseq2", settings):
+            table = pseudobulk_deseq2(
+                adata,
+                sample_key=spec.sample_key,
+                group_key=None if group is None else spec.labels_key,
+                group=group,
+                covariate=covariate,
+                nuisance_key=nuisance,
+                min_cells=settings.min_cells,
+                n_cpus=n_cpus,
+            )
         info = table.attrs
         tested, reference = info["contrast"]
         logger.info(
@@ -230,8 +248,13 @@ def _binary_covariates(adata: ad.AnnData, covariates: Sequence[str], *, method: 
 
 def _nhood_inputs(
     adata: ad.AnnData, representations: ad.AnnData, spec: DatasetSpec, method: str
-) -> tuple[np.ndarray, list[str]]:
-    """Return the representation a neighbourhood baseline runs on and the covariates it tests."""
+) -> tuple[np.ndarray, list[str], Any]:
+    """Return a neighbourhood baseline's representation, tested covariates and capped settings.
+
+    The settings (:class:`MiloConfig` or :class:`MiloDEConfig`) have the graph's sizes capped
+    (logged) to what the data allow: ``n_dims`` to the representation's dimensions, ``k`` (and
+    ``k_init``) to the cells but one.
+    """
     settings = getattr(spec.baselines, method)
     if not np.array_equal(
         np.asarray(adata.obs_names, dtype=str), np.asarray(representations.obs_names, dtype=str)
@@ -240,7 +263,19 @@ def _nhood_inputs(
         raise ValueError(msg)
     rep = np.asarray(representations.obsm[REPRESENTATION_KEYS[settings.representation]])
     covariates = spec.sample_covariates if settings.covariates is None else settings.covariates
-    return rep, _binary_covariates(adata, covariates, method=method)
+    config, key, n_cells = settings.config, f"baselines.{method}.config", rep.shape[0]
+    sizes = {
+        "n_dims": cap(
+            config.n_dims,
+            rep.shape[1],
+            f"{key}.n_dims",
+            f"the {settings.representation} representation has {rep.shape[1]} dimensions",
+        ),
+        "k": cap(config.k, n_cells - 1, f"{key}.k", f"{n_cells} cells"),
+    }
+    if isinstance(config, MiloDEConfig):
+        sizes["k_init"] = cap(config.k_init, n_cells - 1, f"{key}.k_init", f"{n_cells} cells")
+    return rep, _binary_covariates(adata, covariates, method=method), replace(config, **sizes)
 
 
 def milo_baseline(adata: ad.AnnData, representations: ad.AnnData, spec: DatasetSpec) -> xr.Dataset:
@@ -276,20 +311,21 @@ def milo_baseline(adata: ad.AnnData, representations: ad.AnnData, spec: DatasetS
         covariate (e.g. fewer than 2 samples per level, a batch confounded with it).
     """
     settings = spec.baselines.milo
-    rep, covariates = _nhood_inputs(adata, representations, spec, "milo")
+    rep, covariates, config = _nhood_inputs(adata, representations, spec, "milo")
     cells = np.asarray(adata.obs_names, dtype=str)
     out = xr.Dataset(coords={"cell": cells})
     per_nhood: dict[str, list[np.ndarray]] = {"logFC": [], "PValue": [], "SpatialFDR": []}
     first: xr.Dataset | None = None
     for covariate in covariates:
-        res = milo_da(
-            adata,
-            sample_key=spec.sample_key,
-            covariate=covariate,
-            batch_key=spec.batch_key,
-            representation=rep,
-            config=settings.config,
-        )
+        with naming_settings("baselines.milo", settings):
+            res = milo_da(
+                adata,
+                sample_key=spec.sample_key,
+                covariate=covariate,
+                batch_key=spec.batch_key,
+                representation=rep,
+                config=config,
+            )
         if first is None:
             first = res
         elif not np.array_equal(res["index_cell"].values, first["index_cell"].values):
@@ -372,21 +408,22 @@ def milode_baseline(
         covariate (e.g. fewer than 2 samples per level, no testable neighbourhood).
     """
     settings = spec.baselines.milode
-    rep, covariates = _nhood_inputs(adata, representations, spec, "milode")
+    rep, covariates, config = _nhood_inputs(adata, representations, spec, "milode")
     group, groups = group_codes(adata, spec.labels_key)
     onehot = np.eye(len(groups), dtype=np.float64)[group]  # cells x groups
     n_cells = onehot.sum(axis=0).astype(np.int64)
     means, tested_cells, per_cov, tables = [], [], [], []
     attrs: dict[str, object] = {}
     for covariate in covariates:
-        res = milode(
-            adata,
-            sample_key=spec.sample_key,
-            covariate=covariate,
-            batch_key=spec.batch_key,
-            representation=rep,
-            config=settings.config,
-        )
+        with naming_settings("baselines.milode", settings):
+            res = milode(
+                adata,
+                sample_key=spec.sample_key,
+                covariate=covariate,
+                batch_key=spec.batch_key,
+                representation=rep,
+                config=config,
+            )
         lfc = res.lfc["lfc"].values
         known = np.isfinite(lfc)
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -392,6 +392,13 @@ class DatasetSpec:
         where = f"dataset {name!r}"
         entry = dict(entry)
         _check_keys(cls, entry, where, skip={"name"})
+        if entry.get("batch_key") is not None and entry["batch_key"] == entry["sample_key"]:
+            msg = (
+                f"{where}: batch_key {entry['batch_key']!r} is the sample_key "
+                f"{entry['sample_key']!r}; the batch (nuisance) must be another obs column than "
+                "the samples: name another column, or leave batch_key out"
+            )
+            raise SpecError(msg)
         source = dict(entry.pop("source"))
         kind = source.pop("kind", None)
         if not isinstance(kind, str) or kind not in SOURCE_KINDS:

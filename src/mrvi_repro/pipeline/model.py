@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from mrvi_repro.model import SCVI, MrVI
 
+from ._sizes import cap
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -57,6 +59,7 @@ def fit_mrvi(
         adata,
         settings,
         checkpoint_dir,
+        "mrvi",
         sample_key=spec.sample_key,
         batch_key=spec.batch_key,
         labels_key=labels_key,
@@ -94,7 +97,7 @@ def fit_scvi(
         spec.batch_key,
         settings.seed,
     )
-    return _fit(SCVI, adata, settings, checkpoint_dir, batch_key=spec.batch_key)
+    return _fit(SCVI, adata, settings, checkpoint_dir, "baselines.scvi", batch_key=spec.batch_key)
 
 
 def _fit[M: FittedModel](
@@ -102,11 +105,22 @@ def _fit[M: FittedModel](
     adata: ad.AnnData,
     settings: MrVISpec | SCVISpec,
     checkpoint_dir: str | Path | None,
+    section: str,
     **keys: str | None,
 ) -> M:
-    """Fit ``cls`` with a fit section's settings and the covariate ``keys``, logging both."""
+    """Fit ``cls`` with a fit section's settings and the covariate ``keys``, logging both.
+
+    A minibatch is at most the training cells: a larger ``train.batch_size`` is capped (logged).
+    """
     logger.info("model config: %s", settings.model)
     logger.info("train config: %s", settings.train)
+    n_train = settings.train.n_train(adata.n_obs)
+    cap(  # logged here, by its key; the training loop applies it
+        settings.train.batch_size,
+        n_train,
+        f"{section}.train.batch_size",
+        f"{n_train} training cells",
+    )
     model = cls.fit(
         adata,
         config=settings.model,

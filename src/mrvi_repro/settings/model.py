@@ -145,7 +145,8 @@ class TrainConfig:
     train_size
         Fraction of cells used for training; the rest is the validation set.
     early_stopping, patience
-        Stop when the validation ELBO has not improved for ``patience`` epochs.
+        Stop when the validation ELBO has not improved for ``patience`` epochs (so
+        ``train_size`` 1.0, no validation set, needs ``early_stopping=False``).
     restore_best
         With a validation set, keep the parameters of the epoch with the best validation ELBO
         (``False``: the last epoch's, as the reference does).
@@ -185,6 +186,13 @@ class TrainConfig:
         if not 0.0 < self.train_size <= 1.0:
             msg = f"train_size must lie in (0, 1] (got {self.train_size})"
             raise ValueError(msg)
+        if self.train_size == 1.0 and self.early_stopping:
+            msg = (
+                "train_size 1.0 leaves no validation cells, and early_stopping watches the "
+                "validation ELBO: set early_stopping to false (training then runs max_epochs "
+                "epochs) or train_size below 1 (e.g. 0.9)"
+            )
+            raise ValueError(msg)
         if self.batch_size < 1 or (self.max_epochs is not None and self.max_epochs < 1):
             msg = "batch_size and max_epochs must be >= 1"
             raise ValueError(msg)
@@ -193,6 +201,12 @@ class TrainConfig:
     def from_dict(cls, values: dict[str, Any] | None) -> TrainConfig:
         """Build from a mapping, rejecting unknown keys."""
         return _from_dict(cls, values, "train config")
+
+    def n_train(self, n_cells: int) -> int:
+        """Return the number of training cells of a seeded ``train_size`` split of ``n_cells``."""
+        if self.train_size >= 1.0:
+            return n_cells
+        return max(1, min(n_cells - 1, round(self.train_size * n_cells)))
 
     def epochs_for(self, n_cells: int) -> int:
         """Return the number of epochs to run for a dataset of ``n_cells`` cells."""
