@@ -71,6 +71,10 @@ min_version("9.0")
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
+# The report's landing page (`snakemake --report report.html`): what the run is, where to look.
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/resources.smk"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
