@@ -222,7 +222,7 @@ def test_full_run_of_a_tiny_config(repo, tmp_path, snakemake):
         assert {"model.json", "params.msgpack"} <= {p.name for p in (model_dir / "mrvi").iterdir()}
         history = pd.read_csv(model_dir / "mrvi_history.tsv", sep="\t")
         assert list(history["epoch"]) == [1, 2, 3]
-        assert np.isfinite(history[["train_loss", "val_elbo"]].to_numpy()).all()
+        assert np.isfinite(history[["train_loss", "val_neg_elbo"]].to_numpy()).all()
         latent = ad.read_h5ad(model_dir / "mrvi_latent.h5ad")
         assert list(latent.obs_names) == list(data.obs_names)
         assert list(latent.uns["latent_keys"]) == ["X_mrvi_u", "X_mrvi_z"]

@@ -121,7 +121,12 @@ def _train(
     Returns
     -------
     The fitted parameters, the history (one row per epoch) and the seconds spent initialising and
-    compiling before the first epoch.
+    compiling before the first epoch. History columns: ``epoch``, ``kl_weight``, ``train_<term>``
+    (each loss term per training cell: ``reconstruction``, the negative NB log-likelihood without
+    the constant log x!, and the KL terms, unweighted), ``train_loss`` (the minimised objective
+    per training cell: reconstruction + kl_weight x KL terms), ``val_neg_elbo`` (the negative ELBO
+    per validation cell: log x! included, KL weight 1; lower is better; early stopping watches
+    it; absent without validation cells) and ``seconds``.
     """
     key = jax.random.key(seed, impl=TRAIN_PRNG)
     key, init_key = jax.random.split(key)
@@ -212,7 +217,7 @@ def _train(
         )
         if len(val_idx):
             vsums = {k: float(v) for k, v in vsums.items()}
-            row["val_elbo"] = (sum(vsums.values()) + val_lf) / len(val_idx)
+            row["val_neg_elbo"] = (sum(vsums.values()) + val_lf) / len(val_idx)
             sums.update({f"validation {k}": v for k, v in vsums.items()})
         row["seconds"] = time.perf_counter() - start
         bad = [k for k, v in sums.items() if not math.isfinite(v)]
@@ -224,22 +229,22 @@ def _train(
             raise FloatingPointError(msg)
         rows.append(row)
         logger.info(
-            "epoch %d/%d: train loss %.3f, validation ELBO %s, kl weight %.2f, %.2f s",
+            "epoch %d/%d: train loss %.3f, validation negative ELBO %s, kl weight %.2f, %.2f s",
             epoch + 1,
             n_epochs,
             row["train_loss"],
-            f"{row['val_elbo']:.3f}" if "val_elbo" in row else "n/a",
+            f"{row['val_neg_elbo']:.3f}" if "val_neg_elbo" in row else "n/a",
             kl_weight,
             row["seconds"],
         )
-        if tc.early_stopping and "val_elbo" in row:
-            if row["val_elbo"] < best - 1e-6:
-                best, since_best = row["val_elbo"], 0
+        if tc.early_stopping and "val_neg_elbo" in row:
+            if row["val_neg_elbo"] < best - 1e-6:
+                best, since_best = row["val_neg_elbo"], 0
             else:
                 since_best += 1
                 if since_best >= tc.patience:
                     logger.info(
-                        "early stopping: no improvement of the validation ELBO in %d epochs",
+                        "early stopping: the validation negative ELBO did not decrease in %d epochs",
                         tc.patience,
                     )
                     break

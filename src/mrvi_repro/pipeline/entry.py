@@ -385,7 +385,7 @@ class DatasetSpec:
     ``source`` says where the counts come from; ``subset`` which cells and genes are kept,
     ``recipe`` the paper's dataset-specific step, ``sample_metadata`` a table of per-sample
     covariates joined onto the cells; the keys name the ``obs`` columns of the data contract
-    (DESIGN.md §4); samples with fewer than ``min_cells_per_sample`` cells are an error, or dropped
+    (:mod:`mrvi_repro.data.contract`); samples with fewer than ``min_cells_per_sample`` cells are an error, or dropped
     (logged) with ``drop_small_samples``; ``semisynthetic`` (optional) plants the paper's
     semi-synthetic DE/DA effects, which creates the sample key and the covariates; ``mrvi`` says
     how to fit MrVI, ``analysis`` how to analyse it and ``baselines`` how to run the baselines.

@@ -5,7 +5,7 @@ of :mod:`._panels` and return named panels. They only read result objects (no mo
 analysis): the figure rules load the files and save what these return.
 
 2-D embeddings are UMAPs (scanpy's ``neighbors`` + ``umap``, seeded), not the paper's PyMDE, which
-would pull in torch; FIGURES.md allows either if the choice is stated.
+would pull in torch; the paper itself used UMAP for Fig. 5, and every caption states the choice.
 """
 
 from __future__ import annotations
