@@ -18,7 +18,9 @@
 #   results/{dataset}/analysis/sample_distances.nc  mean local sample distance matrix per label
 #                                               group (netCDF: group x sample_x x sample_y)
 #   results/{dataset}/analysis/da.nc            per-cell DA log ratio for each two-valued sample
-#                                               covariate (netCDF: log_ratio_<covariate>, cell)
+#                                               covariate (netCDF: log_ratio_<covariate>, cell;
+#                                               log_ratio_<covariate>_per_dimension with the
+#                                               per-dimension estimator of analysis.da.estimators)
 #   results/{dataset}/analysis/de.nc            per-cell DE of the analysis.de design: effect_size,
 #                                               pvalue, padj (cell x covariate), beta (+ latent);
 #                                               lfc (covariate x group x gene), mean per label group
@@ -67,6 +69,10 @@ min_version("9.0")
 
 
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+
+
+# The report's landing page (`snakemake --report report.html`): what the run is, where to look.
+report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/resources.smk"

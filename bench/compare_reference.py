@@ -34,7 +34,7 @@ with each one):
 
 * ``cells_per_s``: ours / reference (> 1: we are faster);
 * ``first_epoch_s`` and ``peak_rss_mb``: ours / reference (< 1: we are faster / smaller);
-* ``val_elbo_diff``: ours - reference, per validation cell (< 0: our validation ELBO is better;
+* ``val_neg_elbo_diff``: ours - reference, per validation cell (< 0: our validation negative ELBO is lower, i.e. better;
   both are the per-cell negative ELBO with log x! and KL weight 1 after the same epochs).
 
 The timing definitions of both sides (validation included in an epoch, compilation in the first
@@ -200,13 +200,13 @@ def _ratios(ours: dict[str, Any], ref: dict[str, Any]) -> dict[str, float | None
         a, b = ours.get(key), ref.get(key)
         return a / b if isinstance(a, int | float) and isinstance(b, int | float) and b else None
 
-    a, b = ours.get("val_elbo"), ref.get("val_elbo")
+    a, b = ours.get("val_neg_elbo"), ref.get("val_neg_elbo")
     return {
         "cells_per_s": div("cells_per_s"),
         "first_epoch_s": div("first_epoch_s"),
         "steady_epoch_s": div("steady_epoch_s"),
         "peak_rss_mb": div("peak_rss_mb"),
-        "val_elbo_diff": (a - b) if a is not None and b is not None else None,
+        "val_neg_elbo_diff": (a - b) if a is not None and b is not None else None,
     }
 
 

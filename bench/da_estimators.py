@@ -6,13 +6,18 @@ MrVI, and optionally Milo's DA) and scores, for the strong-resampling covariate,
 aggregated posteriors q_s (the cell's own sample left out of its group, as the workflow does):
 
 * ``mixture``: the equal-weight mixture of the cells' posteriors q(u | x) evaluated at the
-  posterior mean (paper Methods, the fixed reference; what ``analysis/da.nc`` holds);
+  posterior mean (paper Methods, the fixed reference; ``log_ratio_<covariate>`` of
+  ``analysis/da.nc``);
 * ``mixture_x<k>``: the same with every posterior scale multiplied by k (k = sqrt 2 is the
   cell's own posterior integrated out: E_q(u_n)[q_s(u_n)]); a kernel bandwidth study;
 * ``per_dimension``: the product over latent dimensions of 1-D mixtures, which the paper-era
-  package computed because of a bug (scvi-tools issue 3188) and which produced the paper's Fig. 2e.
+  package computed because of a bug (scvi-tools issue 3188) and which produced the paper's Fig. 2e
+  (``log_ratio_<covariate>_per_dimension`` of ``analysis/da.nc`` with the entry's
+  ``analysis.da.estimators``).
 
-It also prints the mean and SD of the log ratio per subset (A, B, C, Other).
+The densities are the package's own (``mrvi_repro.analysis.posterior_log_densities`` and
+``group_log_ratio``, blocked on the device), so ``mixture`` and ``per_dimension`` are the numbers
+the workflow writes. It also prints the mean and SD of the log ratio per subset (A, B, C, Other).
 
 Usage: python bench/da_estimators.py results/semisynthetic [--scales 1.4142,2,3]
 """
@@ -21,44 +26,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import anndata as ad
 import numpy as np
 import xarray as xr
-from scipy.special import logsumexp
 
+from mrvi_repro.analysis import group_log_ratio, posterior_log_densities
 from mrvi_repro.metrics import DA_COVARIATE, SemisyntheticTruth, pr_auc
 from mrvi_repro.model import MrVI
-
-
-def log_densities(
-    mean: np.ndarray, scale: np.ndarray, own: np.ndarray, n_samples: int, *, per_dimension: bool
-) -> np.ndarray:
-    """log q_s(mean_n) for every cell n and sample s (cells x samples), in row chunks."""
-    out = np.empty((len(mean), n_samples))
-    members = [own == s for s in range(n_samples)]
-    log_norm = -np.log(scale)[None] - 0.5 * math.log(2 * math.pi)
-    for i in range(0, len(mean), 256):
-        q = mean[i : i + 256]
-        logp = log_norm - 0.5 * ((q[:, None, :] - mean[None]) / scale[None]) ** 2
-        for s, m in enumerate(members):
-            if per_dimension:
-                out[i : i + 256, s] = (logsumexp(logp[:, m], axis=1) - np.log(m.sum())).sum(-1)
-            else:
-                out[i : i + 256, s] = logsumexp(logp[:, m].sum(-1), axis=1) - np.log(m.sum())
-    return out
-
-
-def log_ratio(logp: np.ndarray, own: np.ndarray, in_a: np.ndarray) -> np.ndarray:
-    """log q_A - log q_B with the cell's own sample left out of its group."""
-    out = []
-    for member in (in_a, ~in_a):
-        mask = np.broadcast_to(member, logp.shape).copy()
-        mask[np.arange(len(own)), own] = False
-        out.append(logsumexp(np.where(mask, logp, -np.inf), axis=1) - np.log(mask.sum(1)))
-    return out[0] - out[1]
 
 
 def main() -> None:
@@ -71,19 +47,19 @@ def main() -> None:
     adata = ad.read_h5ad(args.results / "data" / "preprocessed.h5ad")
     truth = SemisyntheticTruth.from_adata(adata)
     model = MrVI.load(args.results / "model" / "mrvi")
-    mean, scale = (np.asarray(a, np.float64) for a in model.posterior_u(adata))
+    mean, scale = model.posterior_u(adata)
     own = model.registry.codes(adata, "sample")
     samples = list(model.registry.samples)
     covariate = truth.subject_covariates.loc[samples, DA_COVARIATE].to_numpy()
     in_a = covariate == "True"
 
-    variants = {"mixture": (False, 1.0), "per_dimension": (True, 1.0)}
+    variants = {"mixture": ("mixture", 1.0), "per_dimension": ("per_dimension", 1.0)}
     for k in (float(x) for x in args.scales.split(",") if x):
-        variants[f"mixture_x{k:g}"] = (False, k)
+        variants[f"mixture_x{k:g}"] = ("mixture", k)
     results: dict[str, dict[str, float]] = {}
-    for name, (per_dim, k) in variants.items():
-        logp = log_densities(mean, scale * k, own, len(samples), per_dimension=per_dim)
-        ratio = log_ratio(logp, own, in_a)
+    for name, (estimator, k) in variants.items():
+        logp = posterior_log_densities(mean, scale * k, own, len(samples), estimator=estimator)
+        ratio = group_log_ratio(logp, own, in_a, ~in_a).astype(np.float64)
         row = {"pr_auc": pr_auc(np.abs(ratio), truth.da_cell)}
         for subset in ("A", "B", "C", "Other"):
             sel = truth.subset == subset

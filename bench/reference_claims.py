@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     (workdir / "info.json").write_text(json.dumps(info, indent=2) + "\n")
     t = info["training"]
     print(
-        f"trained {t['epochs_trained']} epochs (best val ELBO {t['val_elbo_best']:.2f} at epoch "
+        f"trained {t['epochs_trained']} epochs (best validation -ELBO {t['val_neg_elbo_best']:.2f} at epoch "
         f"{t['best_epoch']}); timings: "
         + ", ".join(f"{k} {v:.1f} s" for k, v in info["timings_seconds"].items())
     )

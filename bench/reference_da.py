@@ -231,7 +231,7 @@ def group_log_ratio(
 
 
 def make_progress_logger(every: int = 10) -> Any:
-    """Build a Lightning callback that logs the epoch and validation ELBO every ``every`` epochs.
+    """Build a Lightning callback that logs the epoch and the validation negative ELBO (``elbo_validation``) every ``every`` epochs.
 
     Parameters
     ----------
@@ -279,7 +279,7 @@ def train_model(adata: Any, args: argparse.Namespace) -> tuple[Any, dict[str, An
     Returns
     -------
     model, info
-        The trained model and a dict with epochs trained, wall time and validation ELBO.
+        The trained model and a dict with epochs trained, wall time and validation negative ELBO.
     """
     import scvi
 
@@ -310,8 +310,8 @@ def train_model(adata: Any, args: argparse.Namespace) -> tuple[Any, dict[str, An
     info = {
         "epochs_trained": len(val),
         "train_seconds": seconds,
-        "val_elbo_last": float(val[-1]),
-        "val_elbo_best": float(val.min()),
+        "val_neg_elbo_last": float(val[-1]),
+        "val_neg_elbo_best": float(val.min()),
         "best_epoch": int(val.argmin()) + 1,
         "n_train": int(len(model.train_indices)),
         "n_validation": int(len(model.validation_indices)),
@@ -443,8 +443,8 @@ def print_summary(s: dict[str, Any]) -> None:
     t = s["training"]
     print(
         f"trained {t['epochs_trained']} epochs in {t['train_seconds']:.1f} s "
-        f"(best val ELBO {t['val_elbo_best']:.2f} at epoch {t['best_epoch']}, "
-        f"last {t['val_elbo_last']:.2f}; {t['n_train']} train / {t['n_validation']} val)"
+        f"(best validation -ELBO {t['val_neg_elbo_best']:.2f} at epoch {t['best_epoch']}, "
+        f"last {t['val_neg_elbo_last']:.2f}; {t['n_train']} train / {t['n_validation']} val)"
     )
     for name in ("reference_da", "per_dimension_da"):
         r = s[name]

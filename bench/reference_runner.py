@@ -29,9 +29,9 @@ validation ``AnnDataLoader`` that Lightning actually iterates, and after
 training ``model.train_indices`` / ``model.validation_indices`` are compared
 with the requested sets.
 
-What ``val_elbo`` contains
+What ``val_neg_elbo`` contains
 --------------------------
-``val_elbo`` is ``model.history["elbo_validation"]`` after the last epoch. It
+``val_neg_elbo`` is ``model.history["elbo_validation"]`` after the last epoch. It
 is a *loss* (the negative ELBO, positive, lower is better), a per-cell mean
 over the whole validation set (not a mean of minibatch means and not a sum):
 
@@ -67,7 +67,7 @@ over the whole validation set (not a mean of minibatch means and not a sum):
   - ``kl_local = kl_u + kl_z``.
 
   In validation the modules run in eval mode (no dropout) but ``u`` is still
-  sampled, so ``val_elbo`` is itself a (seeded) one-sample estimate.
+  sampled, so ``val_neg_elbo`` is itself a (seeded) one-sample estimate.
 
 Timing
 ------
@@ -359,7 +359,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     elbo_hist = model.history["elbo_validation"]
     if len(elbo_hist) != args.epochs:
         raise RuntimeError(f"elbo_validation has {len(elbo_hist)} entries, not {args.epochs}")
-    val_elbo = float(elbo_hist.iloc[-1, 0])
+    val_neg_elbo = float(elbo_hist.iloc[-1, 0])
 
     LOG.info("epoch times (s): %s", ", ".join(f"{t:.3f}" for t in timer.epoch_s))
     steady = statistics.median(timer.epoch_s[1:]) if args.epochs > 1 else None
@@ -376,7 +376,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "first_epoch_s": timer.epoch_s[0],
         "steady_epoch_s": steady,
         "cells_per_s": (train_idx.size / steady) if steady else None,
-        "val_elbo": val_elbo,
+        "val_neg_elbo": val_neg_elbo,
         "peak_rss_mb": train_peak,
         "analyses": analyses,
         "de_mc_samples": args.de_mc_samples,

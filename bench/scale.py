@@ -279,7 +279,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "compile_s": model.compile_seconds,
         "epoch_s": [float(v) for v in model.epoch_seconds],
         "train_loss": float(hist["train_loss"].iloc[-1]),
-        "val_elbo": float(hist["val_elbo"].iloc[-1]),
+        "val_neg_elbo": float(hist["val_neg_elbo"].iloc[-1]),
         "distance_groups": list(map(str, distances["group"].values)),
         "mean_distance": float(np.nanmean(distances.values)),
         "de_cells": n_de,

@@ -51,7 +51,7 @@ What the figures mean (matched to ``bench/reference_runner.py``)
 * ``steady_epoch_s``: median of epochs 2..N (``None`` with one epoch).
 * ``cells_per_s``: training cells / ``steady_epoch_s``. As in the reference, the time of the
   validation pass is in the denominator while only training cells are counted.
-* ``val_elbo``: ``history["val_elbo"]`` after the last epoch: per-cell mean negative ELBO over the
+* ``val_neg_elbo``: ``history["val_neg_elbo"]`` after the last epoch: per-cell mean negative ELBO over the
   validation cells with the full NB log-likelihood (log x! included) and KL weight 1, the same
   definition as the reference's ``elbo_validation`` (one draw of u per cell, no dropout). Lower is
   better.
@@ -323,7 +323,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "cells_per_s": (train_idx.size / steady) if steady else None,
         "epoch_s": epoch_s,
         "epoch_s_includes_validation": True,
-        "val_elbo": float(hist["val_elbo"].iloc[-1]),
+        "val_neg_elbo": float(hist["val_neg_elbo"].iloc[-1]),
         "train_loss": float(hist["train_loss"].iloc[-1]),
         "peak_rss_mb": peak_rss,
         "rss_before_fit_mb": rss_before_fit,

@@ -15,8 +15,9 @@ def env(request, tmp_path_factory):
     """CPU JAX, low XLA optimisation, and a persistent compilation cache in pytest's cache folder
     (at most 100 MB) shared by all runs, so repeated shapes compile nothing, nor do later test
     sessions unless the model changed."""
-    if getattr(request.config, "cache", None) is not None:
-        cache = request.config.cache.mkdir("jax-compilation-cache")
+    pytest_cache = getattr(request.config, "cache", None)  # no attribute without the plugin
+    if pytest_cache is not None:
+        cache = pytest_cache.mkdir("jax-compilation-cache")
         if sum(f.stat().st_size for f in cache.rglob("*") if f.is_file()) > CACHE_MAX_BYTES:
             shutil.rmtree(cache)  # old model versions pile up; start afresh
             cache.mkdir()

@@ -60,7 +60,9 @@ def test_tiny_run_streams_and_records_every_step(env, tmp_path):
         assert s["seconds"] > 0 and s["peak_rss_mb"] > 0, s
     assert record["streamed"] is True and record["epochs"] == 1
     assert record["n_cells"] == 600 and record["n_samples"] == 4 and record["de_cells"] == 100
-    assert math.isfinite(record["val_elbo"]) and math.isfinite(record["da_mean_log_ratio_type_1"])
+    assert math.isfinite(record["val_neg_elbo"]) and math.isfinite(
+        record["da_mean_log_ratio_type_1"]
+    )
     assert record["distance_groups"] == ["type_0", "type_1", "type_2"]
     table = proc.stdout.strip().splitlines()
     assert table[0].startswith("| step |") and len(table) == 2 + len(STEPS)

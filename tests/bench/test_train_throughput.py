@@ -27,7 +27,7 @@ POSITIVE = (
     "peak_rss_mb",
     "rss_before_fit_mb",
     "fit_s",
-    "val_elbo",
+    "val_neg_elbo",
     "n_params",
 )
 
@@ -88,4 +88,4 @@ def test_given_files_same_as_simulated(simulated, env, tmp_path):
     _check(record)
     assert record["data"] == str(h5ad) and record["simulate_s"] is None
     # The same simulation and split as the script's own: the same model, the same ELBO.
-    assert record["val_elbo"] == pytest.approx(simulated["val_elbo"], rel=1e-6)
+    assert record["val_neg_elbo"] == pytest.approx(simulated["val_neg_elbo"], rel=1e-6)

@@ -18,6 +18,7 @@ from mrvi_repro.metrics import (
     de_benchmark,
     de_lfcs,
     pr_auc,
+    semisynthetic_da_metrics,
     top_split,
     tree_benchmark,
 )
@@ -97,6 +98,34 @@ def test_da_benchmark_perfect_and_reversed():
     assert list(curves.columns) == ["method", "recall", "precision", "auc"]
     assert (curves.groupby("method")["auc"].nunique() == 1).all()
     assert list(records["metric"].unique()) == ["da_pr_auc"]
+
+
+def test_every_mrvi_da_estimator_is_scored_as_its_own_method(tiny_semi):
+    truth = tiny_semi.obs["da_cell"].to_numpy().astype(bool)
+    cells = tiny_semi.obs_names.to_numpy()
+    noise = np.random.default_rng(0).normal(size=len(cells))
+    mrvi = xr.Dataset(
+        {
+            f"log_ratio_{DA_COVARIATE}": ("cell", noise),  # the mixture: no skill
+            f"log_ratio_{DA_COVARIATE}_per_dimension": ("cell", np.where(truth, -3.0, 0.1)),
+        },
+        coords={"cell": cells},
+    )
+    milo = xr.Dataset(
+        {f"log_ratio_{DA_COVARIATE}": ("cell", noise * truth)}, coords={"cell": cells}
+    )
+    curves, records = semisynthetic_da_metrics(tiny_semi, mrvi, milo)
+    auc = records.set_index("method")["value"]
+    assert list(auc.index) == ["mrvi", "mrvi_per_dimension", "milo"]
+    assert auc["mrvi_per_dimension"] == pytest.approx(1.0) and auc["milo"] == pytest.approx(1.0)
+    assert auc["mrvi"] < 0.5  # about the prevalence, 0.345
+    assert set(curves["method"]) == set(auc.index)
+    # a file with the per-dimension estimator alone is scored too; one without MrVI's DA is refused
+    only = mrvi[[f"log_ratio_{DA_COVARIATE}_per_dimension"]]
+    _, records = semisynthetic_da_metrics(tiny_semi, only, milo)
+    assert list(records["method"]) == ["mrvi_per_dimension", "milo"]
+    with pytest.raises(ValueError, match="mrvi: no DA for"):
+        semisynthetic_da_metrics(tiny_semi, mrvi[[]], milo)
 
 
 def _de_inputs(genes, ref, mrvi, milode, *, tested="True"):

@@ -121,7 +121,7 @@ def test_the_best_validation_epoch_is_kept(small):
     train = TrainConfig(**{**TRAIN.__dict__, "max_epochs": 12, "early_stopping": False})
     best = fit(small, train)
     last = fit(small, TrainConfig(**{**train.__dict__, "restore_best": False}))
-    val = best.history["val_elbo"].to_numpy()
+    val = best.history["val_neg_elbo"].to_numpy()
     assert best.params_epoch == int(np.argmin(val)) + 1
     assert last.params_epoch == 12
     # the kept parameters reproduce the best epoch's validation ELBO, the last ones the last's

@@ -31,9 +31,9 @@ def fitted(small):
 def test_loss_decreases(fitted):
     h = fitted.history
     assert len(h) == 15
-    assert h["val_elbo"].iloc[-1] < h["val_elbo"].iloc[0]
+    assert h["val_neg_elbo"].iloc[-1] < h["val_neg_elbo"].iloc[0]
     assert h["train_reconstruction"].iloc[-1] < h["train_reconstruction"].iloc[0]
-    assert np.isfinite(h[["train_loss", "val_elbo"]].to_numpy()).all()
+    assert np.isfinite(h[["train_loss", "val_neg_elbo"]].to_numpy()).all()
 
 
 def test_same_seed_same_numbers(small, fitted):

@@ -31,8 +31,8 @@ def _same_batch_share(rep, batch, k=15):
 
 def test_loss_decreases_and_terms(fitted):
     h = fitted.history
-    assert len(h) == 80 and {"train_reconstruction", "train_kl_z", "val_elbo"} <= set(h)
-    assert h["val_elbo"].iloc[-1] < h["val_elbo"].iloc[0]
+    assert len(h) == 80 and {"train_reconstruction", "train_kl_z", "val_neg_elbo"} <= set(h)
+    assert h["val_neg_elbo"].iloc[-1] < h["val_neg_elbo"].iloc[0]
 
 
 def test_latent_corrects_batch_and_keeps_cell_types(batched, fitted):

@@ -81,7 +81,7 @@ def test_streaming_from_dense_counts_and_for_scvi_without_validation(cells):
         )
         for data, gib in ((dense_cells, 0.0), (cells, None))
     ]
-    assert "val_elbo" not in models[0].history.columns
+    assert "val_neg_elbo" not in models[0].history.columns
     _same_model(*models)
 
 

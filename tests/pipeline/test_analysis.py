@@ -14,6 +14,7 @@ ENTRY = {
     "labels_key": "leiden",
     "sample_covariates": ["covariate_1_top", "covariate_2_strong"],
     "analysis": {
+        "da": {"estimators": ["mixture", "per_dimension"]},
         "de": {"covariates": ["covariate_1_top"], "mc_samples": 2},
         "stratify": {"n_pcs": 5, "resolution": 0.1, "n_sample_groups": 2},
     },
@@ -37,7 +38,12 @@ def test_rule_functions_follow_the_entry_and_write_netcdf(tmp_path, cells, tiny_
     dist = mrvi_distances(tiny_semi_mrvi, cells, spec)
     assert sorted(dist["group"].values) == groups
     da = mrvi_da(tiny_semi_mrvi, cells, spec)
-    assert sorted(da.data_vars) == ["log_ratio_covariate_1_top", "log_ratio_covariate_2_strong"]
+    assert sorted(da.data_vars) == [
+        f"log_ratio_{cov}{suffix}"
+        for cov in ("covariate_1_top", "covariate_2_strong")
+        for suffix in ("", "_per_dimension")
+    ]
+    assert da.attrs["estimators"] == "mixture,per_dimension"
     for name, obj in (("de", de), ("strat", strat), ("dist", dist), ("da", da)):
         obj.to_netcdf(tmp_path / f"{name}.nc", engine="scipy")
     again = xr.open_dataset(tmp_path / "de.nc")

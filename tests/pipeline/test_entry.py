@@ -10,6 +10,7 @@ from mrvi_repro.pipeline import (
     AnalysisSpec,
     BaselinesSpec,
     CompositionSpec,
+    DASpec,
     DatasetSpec,
     DESeq2Spec,
     DESpec,
@@ -71,7 +72,7 @@ SECTIONS = (
         "milode",
         "config",
     }
-    | {"analysis", "distances", "de", "stratify"}
+    | {"analysis", "distances", "da", "de", "stratify"}
 )
 
 
@@ -98,6 +99,7 @@ SECTIONS = (
         (BaselinesSpec, ("properties", "baselines")),
         (AnalysisSpec, ("properties", "analysis")),
         (DistancesSpec, ("properties", "analysis", "properties", "distances")),
+        (DASpec, ("properties", "analysis", "properties", "da")),
         (DESpec, ("properties", "analysis", "properties", "de")),
         (StratifySpec, ("properties", "analysis", "properties", "stratify")),
         (SCVISpec, ("properties", "baselines", "properties", "scvi")),

@@ -37,6 +37,7 @@ def _results(rng, n=90, samples=6):
         {
             "subset": np.resize(["A", "B", "C", "Other"], n),
             "covariate_1": np.resize(["G1", "G2"], n),
+            "da_cell": np.resize([False, True, True, False], n),
         },
         index=cells,
     )
@@ -49,13 +50,21 @@ def _results(rng, n=90, samples=6):
         ],
         ignore_index=True,
     )
-    da = xr.Dataset({"log_ratio_cov2": ("cell", rng.normal(size=n))}, coords={"cell": cells})
+    da = xr.Dataset(
+        {
+            "log_ratio_cov2": ("cell", rng.normal(size=n)),
+            "log_ratio_cov2_per_dimension": ("cell", rng.normal(size=n)),
+        },
+        coords={"cell": cells},
+    )
+    for name in da.data_vars:
+        da[name].attrs.update(group_a="True", group_b="False")
     de = xr.Dataset(
         {"beta": (("cell", "covariate", "latent"), rng.normal(size=(n, 1, 4)))},
         coords={"cell": cells, "covariate": ["cov1_True"]},
     )
     names = [f"S{i}" for i in range(samples)]
-    d = rng.random((3, samples, samples))
+    d = rng.random((3, samples, samples)) * np.array([1.0, 0.25, 1.0])[:, None, None]
     d = (d + d.transpose(0, 2, 1)) / 2
     d[:, np.arange(samples), np.arange(samples)] = 0
     dist = xr.DataArray(
@@ -65,10 +74,10 @@ def _results(rng, n=90, samples=6):
     )
     pr = pd.DataFrame(
         {
-            "method": ["mrvi"] * 3 + ["milo"] * 3,
-            "recall": [1, 0.5, 0] * 2,
-            "precision": [0.5, 0.8, 1] * 2,
-            "auc": [0.7] * 3 + [0.6] * 3,
+            "method": ["mrvi"] * 3 + ["mrvi_per_dimension"] * 3 + ["milo"] * 3,
+            "recall": [1, 0.5, 0] * 3,
+            "precision": [0.5, 0.8, 1] * 3,
+            "auc": [0.7] * 3 + [0.9] * 3 + [0.6] * 3,
         }
     )
     lfc = pd.DataFrame(
@@ -109,6 +118,20 @@ def test_semisynthetic_figure_draws_every_panel(tmp_path):
         p = panels[name]
         out = save_figure(p.plot, tmp_path / f"{name}.png", width=p.width, height=p.height)
         assert out.stat().st_size > 5000
+    # subsets A and B on one colour scale (B's distances are a quarter of A's here)
+    limits = {s: panels[f"fig2c_distances_{s}"].plot.scales.get_scales("fill").limits for s in "AB"}
+    assert limits["A"] == limits["B"] == (0.0, pytest.approx(float(dist.sel(group="0").max())))
+    # the DA panels show the mixture estimator; the PR curves both, with the no-skill line
+    assert cells.attrs["da_estimator"] == "mixture"
+    pr = panels["fig2e_pr_curves"].plot
+    hline = next(la for la in pr.layers if type(la.geom).__name__ == "geom_hline")
+    assert hline.geom.data["yintercept"].tolist() == [0.5]  # obs["da_cell"].mean()
+    assert pr.scales.get_scales("color").labels[0] == "MrVI, mixture DA (AUC 0.700)"
+    # readable titles: no code names
+    titles = {name: p.plot.labels.title for name, p in panels.items()}
+    assert titles["fig2d_da"] == "MrVI DA: cov2 True vs False"
+    assert titles["fig2f_beta_norm"] == "MrVI DE effect size: cov1 True vs the rest"
+    assert not any("_" in t for t in titles.values()), titles
     with pytest.raises(ValueError, match="design columns"):
         semisynthetic_figure(
             emb,

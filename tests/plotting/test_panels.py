@@ -112,6 +112,11 @@ def metric_table() -> pd.DataFrame:
     )
 
 
+def sample_groups(k: int = 7) -> dict[str, str]:
+    # sample_6 has no group: a blank in the bars
+    return {f"sample_{i}": f"G{i % 3 + 1}" for i in range(k - 1)}
+
+
 def runtime_table() -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -139,9 +144,16 @@ BUILDERS = {
     "embedding_diverging": lambda: plot_embedding(embedding_table(), "log_ratio", diverging=True),
     "heatmap": lambda: plot_distance_heatmap(distance_table()[0], title="d"),
     "heatmap_linkage": lambda: plot_distance_heatmap(*distance_table()[:2], label="MrVI"),
+    "heatmap_groups": lambda: plot_distance_heatmap(
+        *distance_table()[:2], groups=sample_groups(), limits=(0.0, 5.0)
+    ),
     "pr_curves": lambda: plot_pr_curves(pr_table()),
+    "pr_curves_no_skill": lambda: plot_pr_curves(pr_table(), prevalence=0.3),
     "lfc_scatter": lambda: plot_lfc_scatter(lfc_table()),
     "distribution": lambda: plot_distribution(distribution_table(), "subset", "lr", title="DA"),
+    "distribution_clipped": lambda: plot_distribution(
+        distribution_table(), "subset", "lr", limit_quantiles=(0.01, 0.99)
+    ),
     "metric_table": lambda: plot_metric_table(metric_table()),
     "runtime": lambda: plot_runtime(runtime_table()),
 }
@@ -227,6 +239,7 @@ def test_method_labels_and_colors():
     assert METHOD_LABELS["mrvi"] == "MrVI"
     assert METHOD_LABELS["composition_scvi"] == "Composition (scVI)"
     assert METHOD_LABELS["deseq2"] == "DESeq2 pseudobulk"
+    assert METHOD_LABELS["mrvi_per_dimension"] == "MrVI, per-dimension DA"
     assert method_label("milode") == "miloDE"
     assert method_label("unknown_method") == "unknown_method"
     assert set(METHOD_COLORS) == set(METHOD_LABELS)
@@ -372,6 +385,46 @@ def test_heatmap_order_follows_linkage():
     assert sorted(set(dendro["x"]))[0] == 1.0  # discrete positions 1..n
 
 
+def test_heatmap_shared_limits_and_group_bars():
+    table, linkage, names = distance_table()
+    groups = sample_groups()
+    plot = plot_distance_heatmap(
+        table, linkage, limits=(0.0, 5.0), groups=groups, group_title="Subject group"
+    )
+    fill = plot.scales.get_scales("fill")
+    assert fill.limits == (0.0, 5.0)  # the caller's range, not the matrix's own
+    # one fixed-fill tile layer per group: a bar left of the rows (x = 0) and one above (y = n + 1)
+    bars = [
+        la
+        for la in plot.layers
+        if type(la.geom).__name__ == "geom_tile" and "fill" in la.geom.aes_params
+    ]
+    assert [la.geom.aes_params["fill"] for la in bars] == [
+        discrete_colors(["G1", "G2", "G3"])[g] for g in ("G1", "G2", "G3")
+    ]
+    cells = pd.concat([la.geom.data for la in bars])
+    n = len(names)
+    assert len(cells) == 2 * (n - 1)  # sample_6 has no group
+    rows, columns = cells[cells["x"] == -0.1], cells[cells["x"] != -0.1]
+    blank = n - list(plot.data["sample_x"].cat.categories).index("sample_6")  # its row's y
+    assert set(rows["y"]) == set(range(1, n + 1)) - {blank}
+    assert (columns["y"] == n + 1.1).all()
+    # a gap between the bars and the matrix: the row bar ends left of 0.5, the column bar above
+    assert (rows["x"] + rows["w"] / 2).max() < 0.5 and (
+        columns["y"] - columns["h"] / 2
+    ).min() > n + 0.5
+    # the group legend, and the dendrogram above the column bar
+    color = plot.scales.get_scales("color")
+    assert list(color.breaks) == ["G1", "G2", "G3"] and color.name == "Subject group"
+    dendro = next(la for la in plot.layers if type(la.geom).__name__ == "geom_segment")
+    assert dendro.geom.data[["y", "yend"]].to_numpy().min() > n + 1.5
+    assert "Subject group" in drawn_texts(plot)
+    with pytest.raises(ValueError, match="limits must be increasing"):
+        plot_distance_heatmap(table, limits=(1.0, 1.0))
+    with pytest.raises(ValueError, match="no sample of the matrix has a group"):
+        plot_distance_heatmap(table, groups={"other": "G1"})
+
+
 def test_heatmap_without_linkage_keeps_first_appearance():
     table, linkage, names = distance_table()
     shuffled = table.sample(frac=1.0, random_state=0)
@@ -404,6 +457,25 @@ def test_pr_curve_legend_labels():
         assert group["recall"].is_monotonic_decreasing
 
 
+def test_pr_curve_no_skill_line_and_estimators():
+    table = pr_table().replace({"my_method": "mrvi_per_dimension"})
+    plot = plot_pr_curves(table, prevalence=0.345, labels={"mrvi": "MrVI, mixture DA"})
+    hline = next(la for la in plot.layers if type(la.geom).__name__ == "geom_hline")
+    assert hline.geom.data["yintercept"].tolist() == [0.345]  # precision of a random ranking
+    texts = drawn_texts(plot)
+    assert "no skill (prevalence 0.345)" in texts
+    assert "MrVI, mixture DA (AUC 0.912)" in texts
+    assert "MrVI, per-dimension DA (AUC 0.500)" in texts
+    linetype = plot.scales.get_scales("linetype")
+    assert linetype.palette(3)["mrvi_per_dimension"] == "dashed"
+    assert linetype.palette(3)["mrvi"] == "solid"
+    # no line unless asked; a prevalence outside (0, 1) is refused
+    plain = plot_pr_curves(pr_table())
+    assert not any(type(la.geom).__name__ == "geom_hline" for la in plain.layers)
+    with pytest.raises(ValueError, match="prevalence"):
+        plot_pr_curves(pr_table(), prevalence=1.5)
+
+
 def test_pr_curve_auc_must_be_constant():
     table = pr_table()
     table.loc[0, "auc"] = 0.1
@@ -417,10 +489,29 @@ def test_lfc_scatter_facets_and_annotations():
     texts = drawn_texts(plot)
     assert "r = 0.89" in texts and "r = 0.25" in texts
     assert "MrVI" in texts and "miloDE" in texts
-    assert "DESeq2 pseudobulk LFC" in texts and "method LFC" in texts
+    # axis titles say the unit: log2 fold changes
+    assert "DESeq2 pseudobulk log2 fold change" in texts
+    assert "method's log2 fold change" in texts
     abline = plot.layers[0]
     assert abline.geom.aes_params["linetype"] == "dashed"
     assert abline.geom.data[["intercept", "slope"]].to_numpy().tolist() == [[0.0, 1.0]]
+
+
+def test_distribution_axis_clipped_to_quantiles():
+    table = distribution_table()
+    table.loc[0, "lr"] = -25.0  # an outlier that would flatten every violin
+    plot = plot_distribution(
+        table, "subset", "lr", limit_quantiles=(0.005, 0.995), x_label="Cell subset", y_label="DA"
+    )
+    lo, hi = np.quantile(table["lr"], [0.005, 0.995])
+    ylim = plot.coordinates.limits.y
+    assert ylim[0] > -25.0 and ylim[0] < lo and ylim[1] > hi and ylim[1] - ylim[0] < 10
+    assert len(plot.data) == len(table)  # nothing dropped: the axis zooms
+    texts = drawn_texts(plot)
+    assert any(t.startswith("Axis clipped to the 0.5-99.5 % quantiles") for t in texts)
+    assert "Cell subset" in texts and "DA" in texts
+    with pytest.raises(ValueError, match="limit_quantiles"):
+        plot_distribution(table, "subset", "lr", limit_quantiles=(0.9, 0.1))
 
 
 def test_distribution_orders_subsets():
@@ -455,6 +546,31 @@ def test_metric_table_with_nan():
     assert plot.scales.get_scales("fill").na_value == plotting.NA_COLOR
     texts = drawn_texts(plot)
     assert "–" in texts and "0.912" in texts
+    # each column says its direction
+    assert "DA AUC ↑" in texts and "RF ↓" in texts
+    assert any("lower is better" in t for t in texts)
+
+
+def test_metric_table_does_not_shade_one_value_columns():
+    table = pd.DataFrame(
+        {
+            "method": ["mrvi", "milo", "mrvi", "milo", "mrvi"],
+            "metric": ["da_pr_auc", "da_pr_auc", "rf_distance", "rf_distance", "silhouette_sample"],
+            "value": [0.9, 0.8, 0.5, 0.5, 0.7],
+        }
+    )
+    plot = plot_metric_table(table)
+    data = plot.data.set_index(["method", "metric"])
+    assert np.isnan(data.loc[("mrvi", "silhouette_sample"), "fill"])  # one value: unshaded
+    assert np.isnan(data.loc[("mrvi", "rf_distance"), "fill"])  # all equal: nothing to rank
+    assert data.loc[("mrvi", "da_pr_auc"), "fill"] == 1.0
+    shaded = next(la for la in plot.layers if "fill" in la.mapping)
+    assert set(shaded.geom.data["metric"].astype(str)) == {"da_pr_auc"}
+    assert list(plot.data["metric_label"].cat.categories) == [
+        "DA PR-AUC ↑",
+        "Robinson-Foulds ↓",
+        "silhouette sample ↑",
+    ]
 
 
 def test_metric_table_rejects_duplicates():

@@ -66,7 +66,9 @@ def test_claim(default_run, claim):
     if verdict == "holds":
         assert margin > 0, f"no longer holds: {seen}"
     elif verdict == "fails":
-        assert margin < 0, f"now holds (rerun bench/semisynthetic_seeds.py, update EXPECTED): {seen}"
+        assert margin < 0, (
+            f"now holds (rerun bench/semisynthetic_seeds.py, update EXPECTED): {seen}"
+        )
     else:
         assert low - 3 * sd <= margin <= high + 3 * sd, f"outside the seeds' range: {seen}"
 

@@ -63,7 +63,7 @@ rule differential_abundance:
         mem_mb=grow(8000, 15),
         runtime=grow(60, 0.2),
     params:
-        entry=analysis_entry(),
+        entry=analysis_entry("da"),
     script:
         "../scripts/differential_abundance.py"
 

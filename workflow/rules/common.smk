@@ -126,6 +126,28 @@ wildcard_constraints:
     screen="|".join(SCIPLEX_SCREENS) or "^$",
 
 
+#: Report labels of the Fig. 2 panels that fig2_panels writes: the report lists a dataset's
+#: panels by these, in the panel order of the paper, instead of by file name.
+FIG2_REPORT_LABELS = {
+    "fig2b_subset": ("2b.1", "u and z by cell subset"),
+    "fig2b_covariate_1": ("2b.2", "u and z by covariate 1"),
+    "fig2c_distances_A": ("2c.1", "sample distances, subset A"),
+    "fig2c_distances_B": ("2c.2", "sample distances, subset B"),
+    "fig2d_da": ("2d", "DA log ratio on u"),
+    "fig2e_pr_curves": ("2e", "PR curves of DA cells"),
+    "fig2f_beta_norm": ("2f", "DE effect size on u"),
+    "fig2g_lfc_scatter": ("2g", "LFCs vs DESeq2 pseudobulk"),
+    "supp1d_da_by_subset": ("Supp. 1d", "DA log ratio per subset"),
+}
+if set(FIG2_REPORT_LABELS) != set(FIG2_PANELS):
+    raise WorkflowError("FIG2_REPORT_LABELS must label every panel of FIG2_PANELS")
+
+
+def report_labels(panel, content):
+    """Labels of a report item: its panel (the sort key in the report) and what it shows."""
+    return {"panel": panel, "content": content}
+
+
 #: Sections of a dataset entry that say how models, analyses and baselines run, not what the data is.
 MODEL_SECTIONS = ("mrvi", "baselines", "analysis")
 

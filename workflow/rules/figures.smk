@@ -40,6 +40,7 @@ rule fig2_panels:
                 caption=f"../report/{panel}.rst",
                 category="Figure 2",
                 subcategory="{dataset}",
+                labels=report_labels(*FIG2_REPORT_LABELS[panel]),
             )
             for panel in FIG2_PANELS
         },
@@ -67,12 +68,14 @@ rule metric_figures:
             caption="../report/summary_metrics.rst",
             category="Metrics",
             subcategory="{dataset}",
+            labels=report_labels("2", "benchmark metric table"),
         ),
         integration=report(
             "results/{dataset}/figures/integration_metrics.png",
             caption="../report/integration_metrics.rst",
             category="Metrics",
             subcategory="{dataset}",
+            labels=report_labels("3 (Supp. 2)", "integration metrics"),
         ),
     log:
         "results/{dataset}/logs/metric_figures.log",
@@ -95,6 +98,7 @@ rule runtime_figure:
             caption="../report/runtime.rst",
             category="Run time and memory",
             subcategory="{dataset}",
+            labels=report_labels("1", "wall time and peak memory per rule"),
         ),
     log:
         "results/{dataset}/logs/runtime_figure.log",

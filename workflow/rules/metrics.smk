@@ -102,6 +102,7 @@ rule metrics_summary:
             caption="../report/summary_table.rst",
             category="Metrics",
             subcategory="{dataset}",
+            labels=report_labels("1", "summary.tsv: every metric"),
         ),
     log:
         "results/{dataset}/logs/metrics_summary.log",

@@ -5,6 +5,19 @@ equal-weight mixture of the posteriors q(u | x_n) of the cells of sample s. The 
 query cell's posterior mean under every sample's mixture is one pass of matrix products over
 (query chunk x reference chunk) blocks, reduced per sample on the device (log-sum-exp for the
 mixture, max for admissibility): no loop over samples, memory bounded by the block.
+
+Two density estimates of q_s (:data:`DA_ESTIMATORS`):
+
+* ``"mixture"`` (the default): the mixture of the cells' full-dimensional diagonal Gaussians, as
+  the Methods define it and the fixed reference computes it;
+* ``"per_dimension"``: the product over latent dimensions of 1-D mixtures,
+  prod_d (1/|s|) sum_j N(u_d; mu_jd, sigma_jd). This is not the mixture's density (it factorises
+  what the mixture couples across dimensions). The paper-era scvi-tools MrVI computed it by mistake:
+  its mixture's components were a batch of univariate Normals (no ``to_event``), so the mixing
+  happened per dimension before the log densities were summed (scvi-tools issue 3188,
+  https://github.com/scverse/scvi-tools/issues/3188, fixed in pull request 3189), and this is
+  what produced the paper's Fig. 2e. Kept to reproduce that figure; same blocks, with a
+  (queries x references x dims) array per block instead of a matrix product.
 """
 
 from __future__ import annotations
@@ -21,6 +34,7 @@ import pandas as pd
 import xarray as xr
 
 from mrvi_repro.data.contract import per_sample
+from mrvi_repro.settings.names import DA_ESTIMATORS, da_variable
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -41,7 +55,34 @@ _RATIO_BLOCK = 65_536
 TILE = 64
 
 
-@partial(jax.jit, static_argnames=("n_samples", "reduce"))
+def _reduce_tiles(
+    logp: jax.Array, tile_sample: jax.Array, n_samples: int, reduce: str
+) -> jax.Array:
+    """Per-sample reduction of ``logp`` (query, tiles, tile, ...) over its references.
+
+    Each tile (axis 2) is reduced by max or log-sum-exp, then the tiles of each sample
+    (``tile_sample``, -1 for a padding tile) by a segment reduction: (query, samples, ...).
+    """
+    tile_top = logp.max(2)  # (query, tiles, ...)
+    if reduce == "max":
+        tile_val = tile_top
+    else:
+        safe = jnp.where(jnp.isfinite(tile_top), tile_top, 0.0)
+        tile_sum = jnp.exp(logp - jnp.expand_dims(safe, 2)).sum(2)
+        tile_val = jnp.where(jnp.isfinite(tile_top), jnp.log(tile_sum) + safe, -jnp.inf)
+    tile_val = jnp.moveaxis(tile_val, 1, 0)  # (tiles, query, ...): segments on the leading axis
+    seg = jnp.where(tile_sample < 0, n_samples, tile_sample)  # padding -> a dropped segment
+    top = jax.ops.segment_max(tile_val, seg, num_segments=n_samples + 1)[:n_samples]
+    if reduce == "max":
+        return jnp.moveaxis(top, 0, 1)
+    safe = jnp.where(jnp.isfinite(top), top, 0.0)
+    total = jax.ops.segment_sum(
+        jnp.exp(tile_val - safe[seg.clip(max=n_samples - 1)]), seg, num_segments=n_samples + 1
+    )[:n_samples]
+    return jnp.moveaxis(jnp.where(jnp.isfinite(top), jnp.log(total) + safe, -jnp.inf), 0, 1)
+
+
+@partial(jax.jit, static_argnames=("n_samples", "reduce", "per_dimension"))
 def _block(
     query: jax.Array,
     query_id: jax.Array,
@@ -51,35 +92,29 @@ def _block(
     tile_sample: jax.Array,
     n_samples: int,
     reduce: str,
+    per_dimension: bool = False,
 ) -> jax.Array:
     """Per-sample reduction (log-sum-exp or max) of log N(query; mean_j, scale_j) over a block.
 
     The block's references are whole tiles of one sample each (``tile_sample``, -1 for a padding
     tile); ``ref_id`` -1 marks a padding slot and a reference cell with the query's id is left out.
-    Each tile is reduced by a reshape; only the few tiles are then reduced per sample.
+    Each tile is reduced by a reshape; only the few tiles are then reduced per sample. Returns
+    (query, samples), or with ``per_dimension`` the reduction of each dimension's 1-D log density
+    separately, (query, samples, dims).
     """
     n_tiles = tile_sample.shape[0]
+    invalid = (ref_id[None, :] == -1) | (query_id[:, None] == ref_id[None, :])
+    if per_dimension:
+        dev = (query[:, None, :] - mean[None]) / scale[None]
+        logp = -0.5 * (dev * dev + _LOG_2PI) - jnp.log(scale)[None]  # (query, refs, dims)
+        logp = jnp.where(invalid[..., None], -jnp.inf, logp)
+        logp = logp.reshape(query.shape[0], n_tiles, -1, query.shape[1])
+        return _reduce_tiles(logp, tile_sample, n_samples, reduce)
     prec = 1.0 / (scale * scale)
     const = (mean * mean * prec).sum(-1) + 2.0 * jnp.log(scale).sum(-1) + mean.shape[1] * _LOG_2PI
     logp = -0.5 * ((query * query) @ prec.T - 2.0 * query @ (mean * prec).T + const[None, :])
-    invalid = (ref_id[None, :] == -1) | (query_id[:, None] == ref_id[None, :])
     logp = jnp.where(invalid, -jnp.inf, logp).reshape(query.shape[0], n_tiles, -1)
-    tile_top = logp.max(-1)  # (query, tiles)
-    if reduce == "max":
-        tile_val = tile_top
-    else:
-        safe = jnp.where(jnp.isfinite(tile_top), tile_top, 0.0)
-        tile_sum = jnp.exp(logp - safe[..., None]).sum(-1)
-        tile_val = jnp.where(jnp.isfinite(tile_top), jnp.log(tile_sum) + safe, -jnp.inf)
-    seg = jnp.where(tile_sample < 0, n_samples, tile_sample)  # padding -> a dropped segment
-    top = jax.ops.segment_max(tile_val.T, seg, num_segments=n_samples + 1)[:n_samples]
-    if reduce == "max":
-        return top.T
-    safe = jnp.where(jnp.isfinite(top), top, 0.0)
-    total = jax.ops.segment_sum(
-        jnp.exp(tile_val.T - safe[seg.clip(max=n_samples - 1)]), seg, num_segments=n_samples + 1
-    )[:n_samples]
-    return jnp.where(jnp.isfinite(top), jnp.log(total) + safe, -jnp.inf).T
+    return _reduce_tiles(logp, tile_sample, n_samples, reduce)
 
 
 def _tiles(ref_sample: np.ndarray, n_samples: int, tile: int) -> tuple[np.ndarray, np.ndarray]:
@@ -105,6 +140,7 @@ def sample_log_densities(
     n_samples: int,
     *,
     reduce: Literal["logsumexp", "max"] = "logsumexp",
+    per_dimension: bool = False,
     query_id: np.ndarray | None = None,
     ref_id: np.ndarray | None = None,
     block: int = 2048,
@@ -121,19 +157,28 @@ def sample_log_densities(
         Number of samples (columns of the result).
     reduce
         ``"logsumexp"`` (the un-normalised log mixture density) or ``"max"``.
+    per_dimension
+        Log-sum-exp only: reduce each dimension's 1-D log densities log N(query_d; mean_jd,
+        scale_jd) separately and return the sum over dimensions of the results (the un-normalised
+        log of the product of 1-D mixtures: the ``"per_dimension"`` estimator of
+        :data:`DA_ESTIMATORS`).
     query_id, ref_id
         Optional ids (non-negative): a reference with the query's id is excluded (for
         leave-self-out scores).
     block
-        Queries and references per device block (memory: block x block floats).
+        Queries and references per device block (memory: block x block floats; with
+        ``per_dimension``, block / d queries per block, so the same).
 
     Returns
     -------
     (queries, n_samples) array; -inf where a sample has no (remaining) reference cell.
     """
+    if per_dimension and reduce != "logsumexp":
+        msg = f"per_dimension needs reduce='logsumexp' (got {reduce!r})"
+        raise ValueError(msg)
     query = np.asarray(query, np.float32)
     ref_sample = np.asarray(ref_sample, dtype=np.int64)
-    nq = len(query)
+    nq, n_dims = query.shape[0], (query.shape[1] if query.ndim == 2 else 1)
     # ids only matter when both are given; -2 and the references' own rows never match
     qid = np.full(nq, -2) if query_id is None or ref_id is None else np.asarray(query_id)
     rid = np.arange(len(mean)) if query_id is None or ref_id is None else np.asarray(ref_id)
@@ -144,7 +189,9 @@ def sample_log_densities(
     tile = int(min(TILE, counts.max()))
     slots, tile_sample = _tiles(ref_sample, n_samples, tile)
     tb = max(1, min(block // tile, len(tile_sample)))  # tiles per block
-    qb = min(block, nq)
+    qb = min(max(1, block // n_dims) if per_dimension else block, nq)
+    # the reference blocks, on the device once (together the size of the references)
+    ref_blocks = []
     for t0 in range(0, len(tile_sample), tb):
         picked = np.arange(t0, t0 + tb)
         ts = np.where(
@@ -156,22 +203,25 @@ def sample_log_densities(
             -1,
         ).ravel()
         rows = sl.clip(min=0)
-        args = (
-            jnp.asarray(mean[rows], jnp.float32),
-            jnp.asarray(np.where((sl >= 0)[:, None], scale[rows], 1.0), jnp.float32),
-            jnp.asarray(np.where(sl >= 0, rid[rows], -1)),
-            jnp.asarray(ts.astype(np.int32)),
+        ref_blocks.append(
+            (
+                jnp.asarray(mean[rows], jnp.float32),
+                jnp.asarray(np.where((sl >= 0)[:, None], scale[rows], 1.0), jnp.float32),
+                jnp.asarray(np.where(sl >= 0, rid[rows], -1)),
+                jnp.asarray(ts.astype(np.int32)),
+            )
         )
-        for q0 in range(0, nq, qb):
-            qrows = np.arange(q0, q0 + qb).clip(max=nq - 1)
-            part = _block(
-                jnp.asarray(query[qrows]), jnp.asarray(qid[qrows]), *args, n_samples, reduce
-            )
-            part = np.asarray(part, dtype=np.float64)[: min(qb, nq - q0)]
-            cur = out[q0 : q0 + len(part)]
-            out[q0 : q0 + len(part)] = (
-                np.maximum(cur, part) if reduce == "max" else np.logaddexp(cur, part)
-            )
+    # a block of queries at a time, accumulated over the reference blocks in order
+    for q0 in range(0, nq, qb):
+        n = min(qb, nq - q0)
+        qrows = np.arange(q0, q0 + qb).clip(max=nq - 1)
+        q, ids = jnp.asarray(query[qrows]), jnp.asarray(qid[qrows])
+        acc = np.full((n, n_samples, n_dims) if per_dimension else (n, n_samples), -np.inf)
+        for args in ref_blocks:
+            part = _block(q, ids, *args, n_samples, reduce, per_dimension)
+            part = np.asarray(part, dtype=np.float64)[:n]
+            acc = np.maximum(acc, part) if reduce == "max" else np.logaddexp(acc, part)
+        out[q0 : q0 + n] = acc.sum(-1) if per_dimension else acc
     return out
 
 
@@ -197,10 +247,63 @@ def reference_cells(
     return np.sort(np.concatenate(picks).astype(np.int64))
 
 
+def _check_estimator(estimator: str) -> None:
+    if estimator not in DA_ESTIMATORS:
+        msg = f"unknown DA estimator {estimator!r}; choose one of {list(DA_ESTIMATORS)}"
+        raise ValueError(msg)
+
+
+def posterior_log_densities(
+    mean: np.ndarray,
+    scale: np.ndarray,
+    own: np.ndarray,
+    n_samples: int,
+    *,
+    estimator: str = "mixture",
+    ref: np.ndarray | None = None,
+) -> np.ndarray:
+    """Return log q_s(mean_n) for every cell n and sample s from the cells' posteriors.
+
+    Parameters
+    ----------
+    mean, scale
+        Every cell's posterior q(u | x) (cells, d): its mean (where it is evaluated) and scale.
+    own
+        Every cell's sample code (0..n_samples-1).
+    n_samples
+        Number of samples (columns of the result).
+    estimator
+        One of :data:`DA_ESTIMATORS`: the equal-weight mixture of the reference cells'
+        posteriors (``"mixture"``) or the product over dimensions of 1-D mixtures
+        (``"per_dimension"``; see the module docstring).
+    ref
+        Rows of the reference cells that make up each q_s (default: all cells).
+
+    Returns
+    -------
+    (cells, n_samples) array; -inf for a sample without reference cells.
+    """
+    _check_estimator(estimator)
+    own = np.asarray(own, dtype=np.int64)
+    ref = np.arange(len(own)) if ref is None else np.asarray(ref)
+    per_dimension = estimator == "per_dimension"
+    counts = np.bincount(own[ref], minlength=n_samples)
+    logp = sample_log_densities(
+        mean, mean[ref], scale[ref], own[ref], n_samples, per_dimension=per_dimension
+    )
+    # the mixture's weight 1/|s| once; each dimension's 1-D mixture has its own
+    n_norm = np.shape(mean)[1] if per_dimension else 1
+    with np.errstate(divide="ignore"):
+        # in place (cells x samples is the output's size); a sample without cells stays -inf
+        logp -= n_norm * np.where(counts > 0, np.log(counts), 0.0)[None, :]
+    return logp
+
+
 def aggregated_log_probs(
     model: MrVI,
     adata: ad.AnnData,
     *,
+    estimator: str = "mixture",
     max_cells_per_sample: int | None = None,
     seed: int = 0,
     batch_size: int = 1024,
@@ -211,17 +314,49 @@ def aggregated_log_probs(
     mixture of the posteriors of all of s's cells, or of a seeded random subset of at most
     ``max_cells_per_sample`` of them: the cost is cells x mixture components, so at hundreds of
     thousands of cells a subset (an unbiased Monte-Carlo estimate of the density) keeps it linear.
+    ``estimator``: which density estimate of q_s (:func:`posterior_log_densities`).
     """
+    _check_estimator(estimator)
     mean, scale = model.posterior_u(adata, batch_size=batch_size)
     own = model.registry.codes(adata, "sample")
     n_samples = len(model.registry.samples)
     ref = reference_cells(own, n_samples, max_cells_per_sample, seed)
-    counts = np.bincount(own[ref], minlength=n_samples)
-    logp = sample_log_densities(mean, mean[ref], scale[ref], own[ref], n_samples)
-    with np.errstate(divide="ignore"):
-        # in place (cells x samples is the output's size); a sample without cells stays -inf
-        logp -= np.where(counts > 0, np.log(counts), 0.0)[None, :]
-    return logp
+    return posterior_log_densities(mean, scale, own, n_samples, estimator=estimator, ref=ref)
+
+
+def group_log_ratio(
+    log_probs: np.ndarray,
+    own: np.ndarray,
+    member_a: np.ndarray,
+    member_b: np.ndarray,
+    *,
+    omit_own_sample: bool = True,
+) -> np.ndarray:
+    """Per-cell log q_A - log q_B from every cell's log q_s (cells x samples).
+
+    q_A is the equal-weight mixture of the q_s of the samples in ``member_a`` (boolean per sample)
+    that have cells (``own``: each cell's sample code), likewise q_B; with ``omit_own_sample`` a
+    cell's own sample is left out of its group. Computed a block of cells at a time, so the masks
+    are block x samples, not cells x samples. float32, NaN where a group has no sample left.
+    """
+    own = np.asarray(own, dtype=np.int64)
+    has_cells = np.bincount(own, minlength=log_probs.shape[1]) > 0
+
+    def group_log_density(member: np.ndarray, rows: slice) -> np.ndarray:
+        part = log_probs[rows]
+        mask = np.broadcast_to(member & has_cells, part.shape).copy()
+        if omit_own_sample:
+            mask[np.arange(len(part)), own[rows]] = False
+        masked = np.where(mask, part, -np.inf)
+        with np.errstate(divide="ignore"):
+            return np.logaddexp.reduce(masked, axis=1) - np.log(mask.sum(1))
+
+    ratio = np.empty(len(own), dtype=np.float32)
+    for start in range(0, len(own), _RATIO_BLOCK):
+        rows = slice(start, start + _RATIO_BLOCK)
+        with np.errstate(invalid="ignore"):
+            ratio[rows] = group_log_density(member_a, rows) - group_log_density(member_b, rows)
+    return ratio
 
 
 def differential_abundance(
@@ -231,6 +366,7 @@ def differential_abundance(
     covariate: str,
     group_a: Sequence[str] | None = None,
     group_b: Sequence[str] | None = None,
+    estimator: str = "mixture",
     omit_own_sample: bool = True,
     keep_log_probs: bool = False,
     log_probs: np.ndarray | None = None,
@@ -253,13 +389,17 @@ def differential_abundance(
     group_a, group_b
         Covariate values of the two groups; by default the two values of a binary covariate
         (sorted: B is the first, A the second, so the ratio is "second vs first").
+    estimator
+        Density estimate of each q_s, one of :data:`DA_ESTIMATORS`: ``"mixture"`` (the default,
+        the Methods' mixture) or ``"per_dimension"`` (the paper-era product of 1-D mixtures; see
+        the module docstring).
     omit_own_sample
         Leave the cell's own sample out of its group's mixture.
     keep_log_probs
         Also return log q_s(u_n) for every cell and sample (cells x samples floats).
     log_probs
-        :func:`aggregated_log_probs` of ``model`` and ``adata`` when already computed (they do
-        not depend on the covariate); computed here otherwise.
+        :func:`aggregated_log_probs` of ``model`` and ``adata`` (with this ``estimator``) when
+        already computed (they do not depend on the covariate); computed here otherwise.
     max_cells_per_sample, seed
         Aggregated posteriors from at most this many seeded random cells per sample (see
         :func:`aggregated_log_probs`; ``None``, the default: all cells, as the paper).
@@ -270,6 +410,7 @@ def differential_abundance(
     -------
     Dataset with ``log_ratio`` (cell) and, if asked, ``log_probs`` (cell, sample).
     """
+    _check_estimator(estimator)
     sample_key = model.registry.sample_key
     values = _sample_covariate(adata, sample_key, covariate)
     levels = sorted(values.unique())
@@ -291,11 +432,11 @@ def differential_abundance(
             raise ValueError(msg)
         members[name] = np.isin(samples, chosen)
     own = model.registry.codes(adata, "sample")
-    counts = np.bincount(own, minlength=len(samples))
     logp = (
         aggregated_log_probs(
             model,
             adata,
+            estimator=estimator,
             max_cells_per_sample=max_cells_per_sample,
             seed=seed,
             batch_size=batch_size,
@@ -303,28 +444,18 @@ def differential_abundance(
         if log_probs is None
         else np.asarray(log_probs)
     )
-
-    def group_log_density(member: np.ndarray, rows: slice) -> np.ndarray:
-        part = logp[rows]
-        mask = np.broadcast_to(member & (counts > 0), part.shape).copy()
-        if omit_own_sample:
-            mask[np.arange(len(part)), own[rows]] = False
-        masked = np.where(mask, part, -np.inf)
-        with np.errstate(divide="ignore"):
-            return np.logaddexp.reduce(masked, axis=1) - np.log(mask.sum(1))
-
-    # a block of cells at a time: the masks are block x samples, not cells x samples
-    ratio = np.empty(len(own), dtype=np.float32)
-    for start in range(0, len(own), _RATIO_BLOCK):
-        rows = slice(start, start + _RATIO_BLOCK)
-        with np.errstate(invalid="ignore"):
-            ratio[rows] = group_log_density(members["group_a"], rows) - group_log_density(
-                members["group_b"], rows
-            )
+    ratio = group_log_ratio(
+        logp, own, members["group_a"], members["group_b"], omit_own_sample=omit_own_sample
+    )
     ds = xr.Dataset(
         {"log_ratio": ("cell", ratio)},
         coords={"cell": np.asarray(adata.obs_names, dtype=str)},
-        attrs={"covariate": covariate, "group_a": group_a, "group_b": group_b},
+        attrs={
+            "covariate": covariate,
+            "group_a": group_a,
+            "group_b": group_b,
+            "estimator": estimator,
+        },
     )
     if keep_log_probs:
         ds["log_probs"] = (("cell", "sample"), logp.astype(np.float32))
@@ -337,43 +468,72 @@ def differential_abundance_binary(
     adata: ad.AnnData,
     covariates: Sequence[str],
     *,
+    estimators: Sequence[str] = ("mixture",),
     max_cells_per_sample: int | None = None,
     seed: int = 0,
     batch_size: int = 1024,
 ) -> xr.Dataset:
-    """Run :func:`differential_abundance` for every two-valued covariate among ``covariates``.
+    """Run :func:`differential_abundance` for every two-valued covariate and every estimator.
 
-    Returns one Dataset with a variable ``log_ratio_<covariate>`` (cell) per binary covariate
-    (covariates with other numbers of values are skipped, and logged). ``max_cells_per_sample``
-    and ``seed`` as in :func:`aggregated_log_probs`.
+    Returns one Dataset with a variable per binary covariate and estimator, named by
+    :func:`~mrvi_repro.settings.names.da_variable` (``log_ratio_<covariate>`` for the mixture,
+    ``log_ratio_<covariate>_per_dimension`` for the per-dimension estimator; attrs ``covariate``,
+    ``estimator``, ``group_a``, ``group_b``); covariates with other numbers of values are skipped,
+    and logged. ``max_cells_per_sample`` and ``seed`` as in :func:`aggregated_log_probs`.
     """
+    estimators = list(dict.fromkeys(estimators))
+    if not estimators:
+        msg = "estimators must name at least one DA estimator"
+        raise ValueError(msg)
+    for estimator in estimators:
+        _check_estimator(estimator)
     sample_key = model.registry.sample_key
     out = xr.Dataset(
         coords={"cell": np.asarray(adata.obs_names, dtype=str)},
         attrs={
-            "max_cells_per_sample": -1 if max_cells_per_sample is None else max_cells_per_sample
+            "max_cells_per_sample": -1 if max_cells_per_sample is None else max_cells_per_sample,
+            "estimators": ",".join(estimators),  # netCDF attributes hold no string lists
         },
     )
-    log_probs = None  # shared by all covariates, computed once
+    binary = {}
     for cov in covariates:
         levels = sorted(_sample_covariate(adata, sample_key, cov).unique())
         if len(levels) != 2:
             logger.info("DA: skipping %r (%d values, not two)", cov, len(levels))
             continue
-        if log_probs is None:
-            log_probs = aggregated_log_probs(
-                model,
-                adata,
-                max_cells_per_sample=max_cells_per_sample,
-                seed=seed,
-                batch_size=batch_size,
+        binary[cov] = levels
+    for estimator in estimators:
+        log_probs = None  # shared by all covariates, computed once per estimator
+        for cov, levels in binary.items():
+            if log_probs is None:
+                log_probs = aggregated_log_probs(
+                    model,
+                    adata,
+                    estimator=estimator,
+                    max_cells_per_sample=max_cells_per_sample,
+                    seed=seed,
+                    batch_size=batch_size,
+                )
+            da = differential_abundance(
+                model, adata, covariate=cov, estimator=estimator, log_probs=log_probs
             )
-        da = differential_abundance(model, adata, covariate=cov, log_probs=log_probs)
-        out[f"log_ratio_{cov}"] = da["log_ratio"]
-        out[f"log_ratio_{cov}"].attrs.update(
-            {"covariate": cov, "group_a": levels[1], "group_b": levels[0]}
-        )
-        logger.info("DA for %r: log q(%s) - log q(%s) per cell", cov, levels[1], levels[0])
+            name = da_variable(cov, estimator)
+            out[name] = da["log_ratio"]
+            out[name].attrs.update(
+                {
+                    "covariate": cov,
+                    "estimator": estimator,
+                    "group_a": levels[1],
+                    "group_b": levels[0],
+                }
+            )
+            logger.info(
+                "DA for %r (%s estimator): log q(%s) - log q(%s) per cell",
+                cov,
+                estimator,
+                levels[1],
+                levels[0],
+            )
     return out
 
 

@@ -1,7 +1,8 @@
 """Differential expression at single-cell resolution: a per-cell linear model of counterfactual states.
 
 Paper, Methods "Assessing compositional and expressional sample differences" (and the reference
-code, shared/reference/mrvi_reference_implementation.md §2.4): for each cell n and Monte-Carlo draw
+code, scvi-tools' JAX MrVI ``differential_expression``, scverse/scvi-tools
+``src/scvi/external/mrvi/_model.py``): for each cell n and Monte-Carlo draw
 m of u, the counterfactual states z_n^(s,m) of all samples s are standardised across samples and
 regressed on the sample-level design (columns min-max scaled) with an intercept:
 beta = (X' W_n X + lambda I)^+ X' W_n z~, with W_n the cell's admissible samples. The effect size of

@@ -27,7 +27,7 @@ def check_obs_keys(adata: AnnData, **keys: str | None) -> None:
 
 
 def check_counts(x: object, *, where: str) -> None:
-    """Raise a ValueError if ``x`` does not hold raw counts (data contract, DESIGN.md §4)."""
+    """Raise a ValueError if ``x`` does not hold raw counts (the data contract, :mod:`mrvi_repro.data.contract`)."""
     problems = count_problems(x, where=where)
     if problems:
         raise ValueError("; ".join(problems))

@@ -1,8 +1,8 @@
 """Composition baselines: sample distances from per-sample subcluster proportions.
 
-Paper: Methods "Benchmark/Baselines" (composition PCA and composition scVI); reference code:
-``reference/mrvi_reference_implementation.md`` §3.5 and ``reference/baselines_metrics_snakemake.md``
-§5. Within each cluster of cells (annotated labels or Leiden clusters) the cells are split into Leiden
+Paper: Methods "Benchmark/Baselines" (composition PCA and composition scVI); the paper's code:
+``bin/composition_baseline.py`` and ``bin/fit_and_get_latent_composition_baseline.py`` in
+YosefLab/mrvi-reproducibility. Within each cluster of cells (annotated labels or Leiden clusters) the cells are split into Leiden
 subclusters on a kNN graph of a representation (PCA or a scVI latent); each sample is described by
 its cells' subcluster proportions and samples are compared by the Euclidean distance between those
 vectors. The result has the layout of MrVI's grouped distance matrices.

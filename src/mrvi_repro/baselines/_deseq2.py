@@ -1,10 +1,12 @@
 """DESeq2 on per-sample pseudobulks (pydeseq2): the reference gene-wise LFCs of the benchmark.
 
 Paper: Methods "Benchmark" (DE: the LFCs of MrVI and miloDE are compared with DESeq2's). The
-reference code ran pydeseq2 on single cells (``reference/mrvi_reference_implementation.md`` §3.5);
-DESIGN.md §8 and issue 5 ask for the pseudobulk version: counts summed per sample within a cell
-group, design ``~ nuisance + covariate``, ``poscounts`` size factors (robust to the many zeros of
-small pseudobulks) and a Wald test of the covariate contrast.
+paper's code ran pydeseq2 on 8,000 single cells of subset A
+(``bin/produce_figures_pbmc68k_for_subsample.py`` in YosefLab/mrvi-reproducibility, branch
+``expand_res``); this project uses the pseudobulk version (issue 5), the usual reference for
+gene-wise LFCs between subjects: counts summed per sample within a cell group, design
+``~ nuisance + covariate``, ``poscounts`` size factors (robust to the many zeros of small
+pseudobulks) and a Wald test of the covariate contrast.
 
 Against R: where DESeq2's parametric dispersion trend ``a / mean + b`` fits the gene-wise
 estimates poorly, R's DESeq2 replaces it by a local fit (its message "a local regression fit was

@@ -1,8 +1,8 @@
 """Milo differential abundance (pertpy) with per-cell scores, the paper's DA baseline.
 
-Paper: Methods "Benchmark" (Milo, Dann et al. 2022); reference code:
-``reference/mrvi_reference_implementation.md`` §3.5 and ``reference/baselines_metrics_snakemake.md``
-§1. The authors ran R miloR on an MNN-corrected PCA: ``buildGraph(k=30, d=30)``,
+Paper: Methods "Benchmark" (Milo, Dann et al. 2022); the paper's code: ``bin/run_milo.R`` and the
+per-cell scores of ``bin/produce_figures_pbmc68k_for_subsample.py`` in YosefLab/mrvi-reproducibility.
+The authors ran R miloR on an MNN-corrected PCA: ``buildGraph(k=30, d=30)``,
 ``makeNhoods(prop=0.1, refined=TRUE)``, counts of cells per sample and neighbourhood, and
 ``testNhoods`` with design ``~ covariate (+ batch)``; a cell's score is the mean log fold change of
 the neighbourhoods that contain it. Here the same steps run in scverse's Python Milo

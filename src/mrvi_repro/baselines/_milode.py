@@ -1,9 +1,9 @@
 """miloDE: differential expression within overlapping neighbourhoods, ported from R to Python.
 
-Paper: Methods "Benchmark" (miloDE, Missarova et al. 2024, the DE baseline); reference code:
-``reference/mrvi_reference_implementation.md`` §3.5 and ``reference/baselines_metrics_snakemake.md``
-§2. This is a port of MarioniLab/miloDE (MIT); like this package it is GPL-3.0, as its edgeR
-backend ``edgepython`` is. The algorithm is theirs, the code is written from its description.
+Paper: Methods "Benchmark" (miloDE, Missarova et al. 2024, the DE baseline); the paper's code:
+``bin/run_milode.R`` in YosefLab/mrvi-reproducibility. This is a port of MarioniLab/miloDE (MIT);
+like this package it is GPL-3.0, as its edgeR backend ``edgepython`` is. The algorithm is theirs,
+the code is written from its description.
 
 1. Neighbourhoods (``assign_neighbourhoods(k=20, order=2, filtering=TRUE)`` as the paper ran it):
    an undirected kNN graph (k neighbours, union) on the first ``n_dims`` dimensions; ``prop`` of the

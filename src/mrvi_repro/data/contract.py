@@ -1,4 +1,4 @@
-"""The AnnData data contract (DESIGN.md §4) and its validator.
+"""The AnnData data contract and its validator.
 
 After preprocessing every dataset is one AnnData whose ``X`` holds raw integer counts (CSR), whose
 genes are the selected highly variable genes, and whose ``obs`` carries the keys named by the

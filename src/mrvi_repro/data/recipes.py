@@ -1,9 +1,10 @@
 """The paper's dataset-specific steps (an entry's ``recipe``): COVID-19, sci-Plex 3, IBD.
 
 Each function takes the raw AnnData (counts in ``X``, after the entry's ``subset``) and returns it
-with the columns the paper's analyses use; what a step removes is logged with counts. Facts about the
-published files: ``shared/reference/paper_datasets.md``; the recipes follow the paper's code
-(``mrvi-reproducibility``: ``bin/preprocess.py``, ``notebooks/sciplex_preprocess.py``).
+with the columns the paper's analyses use; what a step removes is logged with counts. The published
+files are those of the paper's data-availability statement (``config/downloads.yaml`` lists each URL
+with what is known of its layout); the recipes follow the paper's code (YosefLab/mrvi-reproducibility:
+``bin/preprocess.py``, ``conf/datasets/*.json``, ``notebooks/sciplex_preprocess.py``).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A checkpoint folder holds what the fitting loop needs to go on exactly where it stopped: the
 parameters and the optimiser state (``state.npz``), the epochs done, the history rows, the best
-validation ELBO so far with its parameters and epoch, and the state of the generator that orders
+validation negative ELBO so far with its parameters and epoch, and the state of the generator that orders
 the minibatches (``state.json``); and ``fit.log``, the log of every attempt. Each epoch's random
 key is derived from the seed and the epoch number, so a resumed fit takes the same steps as an
 uninterrupted one and ends with the same parameters.

@@ -1,9 +1,12 @@
 """Small Flax building blocks of MrVI and scVI.
 
-Layer-level facts follow the reference (shared/reference/mrvi_reference_implementation.md §1.2-1.5):
-PyTorch-default kernel initialisation, ResNet blocks with LayerNorm, a sample-conditional
-normalisation in the encoder, and the attention block that mixes a latent state with a sample or
-batch embedding through 16 one-dimensional "tokens".
+Layer-level facts follow the reference implementation, the JAX MrVI of scvi-tools
+(scverse/scvi-tools, ``src/scvi/external/mrvi/_components.py`` and ``_module.py``, before its JAX
+backend was removed): PyTorch-default kernel initialisation (variance scaling 1/3, fan-in,
+uniform), ResNet blocks with LayerNorm, a sample-conditional normalisation in the encoder (LayerNorm
+without learned scale and bias, then a per-sample affine), and the attention block that mixes a
+latent state with a sample or batch embedding through 16 one-dimensional "tokens" (2 heads,
+4 channels).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ class MrVI(FittedModel):
 
     Build one with :meth:`fit` or :meth:`load`; then ask for latents (:meth:`get_latent`),
     counterfactual states (:meth:`counterfactual_z`), decoded expression (:meth:`log_expression`)
-    or per-cell ELBOs (:meth:`elbo`). :meth:`save` writes it to a folder.
+    or per-cell negative ELBOs (:meth:`elbo`). :meth:`save` writes it to a folder.
     """
 
     MODEL_NAME = "MrVI"

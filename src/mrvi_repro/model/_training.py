@@ -142,9 +142,15 @@ def _train(
     Returns
     -------
     The fitted parameters (with a validation set and ``tc.restore_best``, those of the epoch with
-    the best validation ELBO; else the last epoch's), the history (one row per epoch: only numbers
-    that the seed fixes, so that two fits with one seed write identical files), the wall-clock
-    timings (also logged) and the epoch whose parameters are returned.
+    the lowest validation negative ELBO; else the last epoch's), the history, the wall-clock
+    timings (also logged) and the epoch whose parameters are returned. The history has one row per
+    epoch, only numbers that the seed fixes (two fits with one seed write identical files):
+    ``epoch``, ``kl_weight``, ``train_<term>`` (each loss term per training cell:
+    ``reconstruction``, the negative NB log-likelihood without the constant log x!, and the KL
+    terms, unweighted), ``train_loss`` (the minimised objective per training cell:
+    reconstruction + kl_weight x KL terms) and ``val_neg_elbo`` (the negative ELBO per validation
+    cell: log x! included, KL weight 1; lower is better; early stopping watches it; absent without
+    validation cells).
 
     Raises
     ------
@@ -264,7 +270,7 @@ def _train(
         )
         if len(val_idx):
             vsums = {k: float(v) for k, v in vsums.items()}
-            row["val_elbo"] = (sum(vsums.values()) + val_lf) / len(val_idx)
+            row["val_neg_elbo"] = (sum(vsums.values()) + val_lf) / len(val_idx)
             sums.update({f"validation {k}": v for k, v in vsums.items()})
         seconds = time.perf_counter() - start
         bad = [k for k, v in sums.items() if not math.isfinite(v)]
@@ -277,17 +283,17 @@ def _train(
         rows.append(row)
         epoch_seconds.append(seconds)
         logger.info(
-            "epoch %d/%d: train loss %.3f, validation ELBO %s, kl weight %.2f, %.2f s",
+            "epoch %d/%d: train loss %.3f, validation negative ELBO %s, kl weight %.2f, %.2f s",
             epoch + 1,
             n_epochs,
             row["train_loss"],
-            f"{row['val_elbo']:.3f}" if "val_elbo" in row else "n/a",
+            f"{row['val_neg_elbo']:.3f}" if "val_neg_elbo" in row else "n/a",
             kl_weight,
             seconds,
         )
-        if "val_elbo" in row:
-            if row["val_elbo"] < best - 1e-6:
-                best, best_epoch, best_flat, since_best = row["val_elbo"], epoch + 1, flat, 0
+        if "val_neg_elbo" in row:
+            if row["val_neg_elbo"] < best - 1e-6:
+                best, best_epoch, best_flat, since_best = row["val_neg_elbo"], epoch + 1, flat, 0
             else:
                 since_best += 1
         stop = tc.early_stopping and since_best >= tc.patience
@@ -314,13 +320,16 @@ def _train(
                 raise TrainingInterrupted(msg)
         if stop:
             logger.info(
-                "early stopping: no improvement of the validation ELBO in %d epochs", tc.patience
+                "early stopping: the validation negative ELBO did not decrease in %d epochs",
+                tc.patience,
             )
             break
     timings = TrainTimings(compile_seconds, tuple(epoch_seconds))
     if best_flat is not None and tc.restore_best:
         logger.info(
-            "keeping the parameters of epoch %d (best validation ELBO %.3f)", best_epoch, best
+            "keeping the parameters of epoch %d (lowest validation negative ELBO %.3f)",
+            best_epoch,
+            best,
         )
         return jax.jit(unravel)(best_flat), pd.DataFrame(rows), timings, best_epoch
     return jax.jit(unravel)(flat), pd.DataFrame(rows), timings, len(rows)

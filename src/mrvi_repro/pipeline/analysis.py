@@ -52,9 +52,11 @@ def mrvi_distances(model: MrVI, adata: ad.AnnData, spec: DatasetSpec) -> xr.Data
 def mrvi_da(model: MrVI, adata: ad.AnnData, spec: DatasetSpec) -> xr.Dataset:
     """Per-cell DA log ratios for every two-valued sample covariate of the entry.
 
-    Up to :data:`DA_REFERENCE_CELLS` cells, each sample's aggregated posterior is the mixture of all
-    its cells (the paper's); above, of a seeded random subset of about ``DA_REFERENCE_CELLS / S``
-    cells per sample, so the cost stays linear in cells instead of quadratic.
+    One variable per covariate and estimator of ``analysis.da.estimators``, named by
+    :func:`mrvi_repro.settings.names.da_variable`. Up to :data:`DA_REFERENCE_CELLS` cells, each
+    sample's aggregated posterior is made of all its cells (the paper's); above, of a seeded random
+    subset of about ``DA_REFERENCE_CELLS / S`` cells per sample, so the cost stays linear in cells
+    instead of quadratic.
 
     Raises
     ------
@@ -84,6 +86,7 @@ def mrvi_da(model: MrVI, adata: ad.AnnData, spec: DatasetSpec) -> xr.Dataset:
         model,
         adata,
         covariates,
+        estimators=spec.analysis.da.estimators,
         max_cells_per_sample=max_cells,
         seed=spec.mrvi.seed,
     )

@@ -35,7 +35,7 @@ from mrvi_repro.settings.data import (
     TenxMtxTarSource,
 )
 from mrvi_repro.settings.model import MrVIConfig, SCVIConfig, TrainConfig
-from mrvi_repro.settings.names import LINKAGE_METHODS, REPRESENTATION_KEYS
+from mrvi_repro.settings.names import DA_ESTIMATORS, LINKAGE_METHODS, REPRESENTATION_KEYS
 
 
 class SpecError(ValueError):
@@ -276,6 +276,29 @@ class DistancesSpec:
 
 
 @dataclass(frozen=True)
+class DASpec:
+    """MrVI's differential abundance (rule differential_abundance).
+
+    ``estimators``: the density estimates of the aggregated posteriors to compute, each written to
+    ``analysis/da.nc`` (:data:`mrvi_repro.settings.names.DA_ESTIMATORS`): ``mixture`` (the
+    full-dimensional mixture of the Methods, as ``log_ratio_<covariate>``) and ``per_dimension``
+    (the paper-era product of 1-D mixtures, as ``log_ratio_<covariate>_per_dimension``).
+    """
+
+    estimators: tuple[str, ...] = ("mixture",)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "estimators", tuple(self.estimators))
+        unknown = [e for e in self.estimators if e not in DA_ESTIMATORS]
+        if not self.estimators or unknown or len(set(self.estimators)) < len(self.estimators):
+            msg = (
+                f"estimators must be distinct values among {list(DA_ESTIMATORS)}, at least one "
+                f"(got {list(self.estimators)})"
+            )
+            raise ValueError(msg)
+
+
+@dataclass(frozen=True)
 class DESpec:
     """MrVI's differential expression (rule differential_expression).
 
@@ -331,6 +354,7 @@ class AnalysisSpec:
     """Settings of MrVI's analyses (``workflow/rules/analysis.smk``)."""
 
     distances: DistancesSpec = field(default_factory=DistancesSpec)
+    da: DASpec = field(default_factory=DASpec)
     de: DESpec = field(default_factory=DESpec)
     stratify: StratifySpec = field(default_factory=StratifySpec)
 
@@ -345,7 +369,12 @@ class AnalysisSpec:
         """
         entry = dict(entry or {})
         _check_keys(cls, entry, where)
-        parts = {"distances": DistancesSpec, "de": DESpec, "stratify": StratifySpec}
+        parts = {
+            "distances": DistancesSpec,
+            "da": DASpec,
+            "de": DESpec,
+            "stratify": StratifySpec,
+        }
         return cls(**{k: _build(c, entry.get(k) or {}, f"{where}.{k}") for k, c in parts.items()})
 
 
@@ -356,7 +385,7 @@ class DatasetSpec:
     ``source`` says where the counts come from; ``subset`` which cells and genes are kept,
     ``recipe`` the paper's dataset-specific step, ``sample_metadata`` a table of per-sample
     covariates joined onto the cells; the keys name the ``obs`` columns of the data contract
-    (DESIGN.md §4); samples with fewer than ``min_cells_per_sample`` cells are an error, or dropped
+    (:mod:`mrvi_repro.data.contract`); samples with fewer than ``min_cells_per_sample`` cells are an error, or dropped
     (logged) with ``drop_small_samples``; ``semisynthetic`` (optional) plants the paper's
     semi-synthetic DE/DA effects, which creates the sample key and the covariates; ``mrvi`` says
     how to fit MrVI, ``analysis`` how to analyse it and ``baselines`` how to run the baselines.

@@ -133,10 +133,10 @@ def _fit[M: FittedModel](
     if len(history):
         last = history.iloc[-1]
         logger.info(
-            "trained %d epochs; final train loss %.3f, validation ELBO %s",
+            "trained %d epochs; final train loss %.3f, validation negative ELBO %s",
             len(history),
             last["train_loss"],
-            f"{last['val_elbo']:.3f}" if "val_elbo" in history else "n/a",
+            f"{last['val_neg_elbo']:.3f}" if "val_neg_elbo" in history else "n/a",
         )
         logger.info("the model keeps the parameters of epoch %s", model.params_epoch)
     return model

@@ -20,6 +20,7 @@ from ._figures import (
     runtime_table,
     semisynthetic_cell_table,
     semisynthetic_figure,
+    shared_distance_limits,
     umap_table,
 )
 from ._panels import (
@@ -36,13 +37,16 @@ from ._panels import (
 )
 from ._theme import (
     DISCRETE_PALETTE,
+    LOWER_IS_BETTER,
     METHOD_COLORS,
     METHOD_LABELS,
+    METRIC_LABELS,
     NA_COLOR,
     SUBSET_COLORS,
     discrete_colors,
     method_label,
     method_order,
+    metric_label,
     theme_mrvi,
 )
 
@@ -56,17 +60,21 @@ __all__ = [
     "runtime_table",
     "semisynthetic_cell_table",
     "semisynthetic_figure",
+    "shared_distance_limits",
     "umap_table",
     "DISCRETE_PALETTE",
     "FIGURE_SUFFIXES",
+    "LOWER_IS_BETTER",
     "METHOD_COLORS",
     "METHOD_LABELS",
+    "METRIC_LABELS",
     "NA_COLOR",
     "SUBSET_COLORS",
     "dendrogram_segments",
     "discrete_colors",
     "method_label",
     "method_order",
+    "metric_label",
     "plot_distance_heatmap",
     "plot_distribution",
     "plot_embedding",

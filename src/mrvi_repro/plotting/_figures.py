@@ -5,7 +5,7 @@ of :mod:`._panels` and return named panels. They only read result objects (no mo
 analysis): the figure rules load the files and save what these return.
 
 2-D embeddings are UMAPs (scanpy's ``neighbors`` + ``umap``, seeded), not the paper's PyMDE, which
-would pull in torch; FIGURES.md allows either if the choice is stated.
+would pull in torch; the paper itself used UMAP for Fig. 5, and every caption states the choice.
 """
 
 from __future__ import annotations
@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from mrvi_repro.settings.names import FIG2_PANELS, LATENT_KEYS
+from mrvi_repro.settings.names import (
+    DA_ESTIMATORS,
+    DA_METHODS,
+    FIG2_PANELS,
+    LATENT_KEYS,
+    da_variable,
+)
 
 from ._panels import (
     plot_distance_heatmap,
@@ -30,6 +36,7 @@ from ._panels import (
     plot_pr_curves,
     plot_runtime,
 )
+from ._theme import LOWER_IS_BETTER
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -39,9 +46,6 @@ logger = logging.getLogger(__name__)
 
 #: Embedding panels: obsm key of the MrVI latent file -> panel title.
 LATENT_PANELS = {key: f"MrVI {name}" for name, key in LATENT_KEYS.items()}
-
-#: Metrics where lower is better (shaded accordingly in the metric tables).
-LOWER_IS_BETTER = ("rf_distance", "cophenetic_r_other")
 
 
 @dataclass(frozen=True)
@@ -110,8 +114,21 @@ def _matrix_table(matrix: xr.DataArray) -> pd.DataFrame:
     )
 
 
-def distance_heatmap(matrix: xr.DataArray, *, title: str, method: str = "ward") -> ggplot:
-    """Heatmap of one sample-distance matrix ordered by its own (Ward) dendrogram."""
+def distance_heatmap(
+    matrix: xr.DataArray,
+    *,
+    title: str,
+    method: str = "ward",
+    limits: tuple[float, float] | None = None,
+    groups: Mapping[str, str] | None = None,
+    group_title: str = "group",
+    label: str = "distance",
+) -> ggplot:
+    """Heatmap of one sample-distance matrix ordered by its own (Ward) dendrogram.
+
+    ``limits``, ``groups`` and ``group_title`` as in :func:`plot_distance_heatmap` (a shared
+    colour range; colour bars of each sample's group).
+    """
     from scipy.cluster import hierarchy
     from scipy.spatial.distance import squareform
 
@@ -121,7 +138,22 @@ def distance_heatmap(matrix: xr.DataArray, *, title: str, method: str = "ward") 
     linkage = hierarchy.linkage(squareform(d, checks=False), method=method)
     # long table in coordinate order: leaf i of the linkage is the i-th sample_x to appear
     table = _matrix_table(matrix).astype({"sample_x": str, "sample_y": str})
-    return plot_distance_heatmap(table, linkage, title=title, label="distance")
+    return plot_distance_heatmap(
+        table,
+        linkage,
+        title=title,
+        label=label,
+        limits=limits,
+        groups=groups,
+        group_title=group_title,
+    )
+
+
+def shared_distance_limits(matrices: Sequence[xr.DataArray]) -> tuple[float, float]:
+    """One colour range for several distance matrices: 0 to the largest finite entry of any."""
+    tops = [float(np.nanmax(np.where(np.isfinite(m.values), m.values, np.nan))) for m in matrices]
+    top = max(tops)
+    return (0.0, top if top > 0 else 1.0)
 
 
 def semisynthetic_cell_table(
@@ -136,10 +168,18 @@ def semisynthetic_cell_table(
     """Return the embedding table with each cell's subset, covariate 1, DA log ratio and ||beta||^2.
 
     Columns of ``embedding`` plus ``subset``, ``covariate_1``, ``log_ratio`` (MrVI's DA of
-    ``da_covariate``) and ``beta_norm2`` (squared norm of beta of the one design column of
-    ``de_covariate``, named in ``attrs["de_column"]``).
+    ``da_covariate`` with the first estimator of :data:`DA_ESTIMATORS` in ``da``, the mixture
+    when present; named in ``attrs["da_estimator"]``) and ``beta_norm2`` (squared norm of beta of
+    the one design column of ``de_covariate``, named in ``attrs["de_column"]``).
     """
-    log_ratio = da[f"log_ratio_{da_covariate}"].to_series()
+    estimator = next(
+        (e for e in DA_ESTIMATORS if da_variable(da_covariate, e) in da), DA_ESTIMATORS[0]
+    )
+    name = da_variable(da_covariate, estimator)
+    if name not in da:
+        msg = f"DA has no log ratio of {da_covariate!r} (variables: {list(da.data_vars)})"
+        raise ValueError(msg)
+    log_ratio = da[name].to_series()
     log_ratio.index = log_ratio.index.astype(str)
     columns = [str(c) for c in de["covariate"].values if str(c).startswith(f"{de_covariate}_")]
     if len(columns) != 1:
@@ -160,6 +200,7 @@ def semisynthetic_cell_table(
         },
     )
     cells.attrs["de_column"] = de_column
+    cells.attrs["da_estimator"] = estimator
     return cells
 
 
@@ -175,6 +216,8 @@ def semisynthetic_figure(
     subset_clusters: Mapping[str, str],
     da_covariate: str,
     de_covariate: str,
+    sample_groups: Mapping[str, str] | None = None,
+    prevalence: float | None = None,
 ) -> dict[str, Panel]:
     """Panels of the paper's Fig. 2 and Supp. Fig. 1d from the workflow's outputs.
 
@@ -183,9 +226,11 @@ def semisynthetic_figure(
     embedding
         :func:`umap_table` of MrVI's u and z (panels "MrVI u", "MrVI z").
     obs
-        The cells' annotations (``subset``, ``covariate_1``), indexed by cell.
+        The cells' annotations (``subset``, ``covariate_1``; ``da_cell``, the planted DA cells,
+        when ``prevalence`` is not given), indexed by cell.
     da
-        MrVI's DA (``analysis/da.nc``) with ``log_ratio_<da_covariate>``.
+        MrVI's DA (``analysis/da.nc``) with ``log_ratio_<da_covariate>`` (and the other
+        estimators' variables, :func:`~mrvi_repro.settings.names.da_variable`).
     de
         MrVI's DE (``analysis/de.nc``) with ``beta`` (cell, covariate, latent).
     distances
@@ -197,45 +242,92 @@ def semisynthetic_figure(
     da_covariate, de_covariate
         The DA covariate and the DE covariate shown (its one design column in ``de``:
         ``<de_covariate>_<tested level>``).
+    sample_groups
+        Subject -> planted group (``covariate_1``, G1-G8): colour bars beside the distance
+        matrices. ``None``: no bars.
+    prevalence
+        Fraction of DA cells, the no-skill precision of the PR curves (default: the mean of
+        ``obs["da_cell"]`` when present).
 
     Returns
     -------
-    Panel name -> :class:`Panel`, in the order of :data:`FIG2_PANELS`.
+    Panel name -> :class:`Panel`, in the order of :data:`FIG2_PANELS`. The subset A and B
+    distance matrices share one colour scale (:func:`shared_distance_limits`); the DA map's colour
+    and the DA violins' axis are clipped to robust quantiles, and say so.
     """
     cells = semisynthetic_cell_table(
         embedding, obs, da, de, da_covariate=da_covariate, de_covariate=de_covariate
     )
-    de_column = cells.attrs["de_column"]
+    de_contrast = _de_contrast(de_covariate, cells.attrs["de_column"])
+    estimator = cells.attrs["da_estimator"]
     log_ratio = cells.loc[cells["panel"] == cells["panel"].iloc[0]].set_index("cell")["log_ratio"]
     u_only = cells[cells["panel"] == "MrVI u"]
+    if prevalence is None and "da_cell" in obs.columns:
+        prevalence = float(np.asarray(obs["da_cell"], dtype=bool).mean())
+    da_name = "log density ratio" + ("" if estimator == "mixture" else f" ({estimator})")
+    da_title = f"MrVI DA: {_contrast(da, da_covariate, estimator)}"
+    # the per-dimension estimator beside the mixture: say which curve is which
+    pr_labels = (
+        {"mrvi": "MrVI, mixture DA"}
+        if DA_METHODS["per_dimension"] in set(pr_curves["method"].astype(str))
+        else None
+    )
     panels = {
-        "fig2b_subset": Panel(plot_embedding(cells, "subset", title="Cell subsets"), 7.0, 3.4),
+        "fig2b_subset": Panel(
+            plot_embedding(cells, "subset", title="Cell subsets", legend_title="Subset"),
+            7.0,
+            3.4,
+        ),
         "fig2b_covariate_1": Panel(
-            plot_embedding(cells, "covariate_1", title="Covariate 1"), 7.0, 3.4
+            plot_embedding(
+                cells,
+                "covariate_1",
+                title="Covariate 1: subject group (DE planted in subset A)",
+                legend_title="Group",
+            ),
+            7.0,
+            3.4,
         ),
         "fig2d_da": Panel(
             plot_embedding(
                 u_only,
                 "log_ratio",
                 diverging=True,
-                limit_quantile=0.99,
-                title=f"DA log density ratio ({da_covariate}: True vs False)",
+                limit_quantile=0.9,
+                title=da_title,
+                legend_title=da_name,
             ),
-            4.2,
-            3.4,
+            5.0,
+            3.6,
         ),
         "fig2e_pr_curves": Panel(
-            plot_pr_curves(pr_curves, title="DA cells (subsets B and C)"), 4.2, 3.4
+            plot_pr_curves(
+                pr_curves,
+                title="Finding the DA cells (subsets B and C)",
+                prevalence=prevalence,
+                labels=pr_labels,
+            ),
+            4.2,
+            4.6,
         ),
         "fig2f_beta_norm": Panel(
             plot_embedding(
-                u_only, "beta_norm2", limit_quantile=0.99, title=f"||beta||^2 ({de_column})"
+                u_only,
+                "beta_norm2",
+                limit_quantile=0.99,
+                title=f"MrVI DE effect size: {de_contrast}",
+                legend_title="‖β‖²",
             ),
-            4.2,
-            3.4,
+            5.0,
+            3.6,
         ),
         "fig2g_lfc_scatter": Panel(
-            plot_lfc_scatter(lfc_scatter, title="Subset A LFCs vs DESeq2 pseudobulk"), 6.0, 3.2
+            plot_lfc_scatter(
+                lfc_scatter,
+                title=f"Subset A, {de_contrast}: log2 fold changes per gene",
+            ),
+            6.0,
+            3.4,
         ),
         "supp1d_da_by_subset": Panel(
             plot_distribution(
@@ -247,22 +339,50 @@ def semisynthetic_figure(
                 ),
                 "subset",
                 "log_ratio",
-                title="MrVI DA log ratio per subset",
+                title=f"MrVI DA per cell subset\n{_contrast(da, da_covariate, estimator)}",
+                x_label="Cell subset",
+                y_label=f"DA {da_name}",
+                limit_quantiles=(0.01, 0.99),
             ),
-            4.2,
-            3.2,
+            4.8,
+            3.6,
         ),
     }
-    for subset in ("A", "B"):
-        group = subset_clusters[subset]
+    matrices = {subset: distances.sel(group=subset_clusters[subset]) for subset in ("A", "B")}
+    limits = shared_distance_limits(list(matrices.values()))
+    for subset, matrix in matrices.items():
         panels[f"fig2c_distances_{subset}"] = Panel(
             distance_heatmap(
-                distances.sel(group=group), title=f"MrVI distances, subset {subset} ({group})"
+                matrix,
+                title=f"Subset {subset} (cluster {subset_clusters[subset]}): MrVI sample distances",
+                limits=limits,
+                groups=sample_groups,
+                group_title="Subject group\n(covariate 1)",
+                label="distance\n(scale shared\nby A and B)",
             ),
-            5.0,
-            5.6,
+            5.8,
+            5.8,
         )
     return {name: panels[name] for name in FIG2_PANELS}
+
+
+def _de_contrast(covariate: str, column: str) -> str:
+    """Say the DE design column in words: ``covariate_1_G1_True`` -> ``"group G1 vs the rest"``."""
+    level = column.removeprefix(f"{covariate}_")
+    if covariate == "covariate_1_G1" and level == "True":
+        return "group G1 vs the rest"
+    return f"{covariate} {level} vs the rest"
+
+
+def _contrast(da: xr.Dataset, covariate: str, estimator: str) -> str:
+    """``"covariate_2_strong = True vs False"`` in words, from the DA variable's attributes."""
+    attrs = da[da_variable(covariate, estimator)].attrs
+    a, b = attrs.get("group_a"), attrs.get("group_b")
+    if covariate == "covariate_2_strong" and (a, b) == ("True", "False"):
+        return "strongly resampled subjects (R1-R2) vs R3-R4"
+    if a is None or b is None:
+        return covariate
+    return f"{covariate} {a} vs {b}"
 
 
 def _message_panel(title: str, message: str) -> ggplot:

@@ -8,7 +8,8 @@ Nothing here computes a benchmark quantity: the tables come from the workflow's 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+import textwrap
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import pandas as pd
 from mizani.bounds import squish
 from plotnine import (
     aes,
+    annotate,
     coord_cartesian,
     coord_fixed,
     coord_flip,
@@ -44,6 +46,7 @@ from plotnine import (
     scale_fill_cmap,
     scale_fill_gradient,
     scale_fill_manual,
+    scale_linetype_manual,
     scale_x_continuous,
     scale_x_discrete,
     scale_y_continuous,
@@ -54,12 +57,14 @@ from scipy.cluster import hierarchy
 
 from ._theme import (
     DISCRETE_PALETTE,
+    LOWER_IS_BETTER,
     METHOD_COLORS,
     NA_COLOR,
     SUBSET_COLORS,
     discrete_colors,
     method_label,
     method_order,
+    metric_label,
     theme_mrvi,
 )
 
@@ -140,6 +145,11 @@ def _with_title(plot: ggplot, title: str | None) -> ggplot:
     return plot + ggtitle(title) if title else plot
 
 
+def _percentile(q: float) -> str:
+    """``0.99`` -> ``"99th percentile"``, ``0.995`` -> ``"99.5th percentile"``."""
+    return f"{100 * q:g}th percentile"
+
+
 # --------------------------------------------------------------------------------------------
 # embeddings
 # --------------------------------------------------------------------------------------------
@@ -155,6 +165,7 @@ def plot_embedding(
     point_size: float = 0.3,
     legend_point_size: float = 2.5,
     limit_quantile: float = 1.0,
+    legend_title: str | None = None,
 ) -> ggplot:
     """Cells in 2-D embeddings (e.g. UMAPs of MrVI's u and z), coloured by one variable.
 
@@ -186,7 +197,10 @@ def plot_embedding(
     limit_quantile
         Numeric colour only: the colour scale spans values up to this quantile (of the absolute
         values with ``diverging``); values beyond are drawn in the end colours (a few extreme
-        cells do not wash out the rest). 1.0: the full range.
+        cells do not wash out the rest), and the legend title says so when any value is beyond.
+        1.0: the full range.
+    legend_title
+        Title of the colour legend (default: the ``color`` column's name).
 
     Returns
     -------
@@ -234,6 +248,7 @@ def plot_embedding(
     is_na = df["value"].isna().to_numpy()
 
     plot = ggplot(mapping=aes("x", "y"))
+    clip_note = ""
     if is_na.any():
         plot += geom_point(data=df[is_na], color=NA_COLOR, size=point_size, stroke=0)
     if (~is_na).any():
@@ -254,6 +269,8 @@ def plot_embedding(
                 limits=(-m, m),
                 oob=squish,
             )
+            if (np.abs(finite) > m).any():
+                clip_note = f"(clipped at ±{m:.3g},\n{_percentile(limit_quantile)}\nof |value|)"
         elif limit_quantile < 1.0:
             finite = df.loc[~is_na, "value"].to_numpy()
             hi = float(np.quantile(finite, limit_quantile))
@@ -261,11 +278,14 @@ def plot_embedding(
             plot += scale_color_cmap(
                 cmap_name="viridis", limits=(lo, hi if hi > lo else lo + 1.0), oob=squish
             )
+            if (finite > hi).any():
+                clip_note = f"(clipped at {hi:.3g},\n{_percentile(limit_quantile)})"
         else:
             plot += scale_color_cmap(cmap_name="viridis")
     if facet is not None:
         plot += facet_wrap("facet", scales="free")
-    plot += labs(x="", y="", color=color)
+    legend = color if legend_title is None else legend_title
+    plot += labs(x="", y="", color=f"{legend}\n{clip_note}" if clip_note else legend)
     plot += theme_mrvi()
     plot += theme(axis_text=element_blank(), axis_ticks=element_blank(), panel_grid=element_blank())
     return _with_title(plot, title)
@@ -330,6 +350,47 @@ def dendrogram_segments(
     return segments
 
 
+def _group_bars(ordered: Sequence[str], groups: Mapping[str, str], title: str) -> list:
+    """Layers of the group colour bars of :func:`plot_distance_heatmap` and their legend.
+
+    The distances own the fill scale, so each group's tiles get a fixed fill (one layer per group)
+    and the legend comes from invisible points with a colour scale of the same colours.
+    """
+    n = len(ordered)
+    label = [groups.get(s) for s in ordered]
+    present = [g for g in label if g is not None and not pd.isna(g)]
+    if not present:
+        msg = "plot_distance_heatmap: no sample of the matrix has a group"
+        raise ValueError(msg)
+    levels = _levels(pd.Series(present, dtype=object).astype(str), sort=True)
+    colors = discrete_colors(levels)
+    pos = np.arange(1, n + 1, dtype=np.float64)
+    # bars 0.8 of a tile thick, 0.2 of a tile away from the matrix
+    bars = pd.concat(
+        [
+            pd.DataFrame({"x": -0.1, "y": pos[::-1], "group": label, "w": 0.8, "h": 1.0}),
+            pd.DataFrame({"x": pos, "y": n + 1.1, "group": label, "w": 1.0, "h": 0.8}),
+        ],
+        ignore_index=True,
+    ).dropna(subset=["group"])
+    bars["group"] = pd.Categorical(bars["group"].astype(str), categories=levels)
+    layers: list = [
+        geom_tile(
+            aes(x="x", y="y", width="w", height="h"),
+            data=bars[bars["group"] == lv],
+            inherit_aes=False,
+            fill=colors[lv],
+        )
+        for lv in levels
+    ]
+    layers += [
+        geom_point(aes(x="x", y="y", color="group"), data=bars, inherit_aes=False, alpha=0.0),
+        scale_color_manual(values=colors, breaks=levels, name=title),
+        guides(color=guide_legend(override_aes={"alpha": 1.0, "size": 4, "shape": "s"})),
+    ]
+    return layers
+
+
 def plot_distance_heatmap(
     table: pd.DataFrame,
     linkage: np.ndarray | Sequence[Sequence[float]] | None = None,
@@ -339,6 +400,9 @@ def plot_distance_heatmap(
     cmap: str = "viridis",
     dendrogram_height: float = 0.25,
     axis_text_size: float = 6.0,
+    limits: tuple[float, float] | None = None,
+    groups: Mapping[str, str] | None = None,
+    group_title: str = "group",
 ) -> ggplot:
     """Heatmap of one sample-by-sample distance matrix, with its dendrogram above.
 
@@ -363,12 +427,22 @@ def plot_distance_heatmap(
         Height of the dendrogram as a fraction of the heatmap's height.
     axis_text_size
         Font size of the sample names.
+    limits
+        Range of the colour scale (values beyond are drawn in the end colours): give several
+        heatmaps the same limits to compare them. Default: the matrix's own range.
+    groups
+        Sample -> group label (e.g. each subject's planted group): a bar of group colours is
+        drawn left of the rows and above the columns, with its legend (titled ``group_title``).
+        Samples without a group are left blank in the bars.
+    group_title
+        Title of the group legend.
 
     Returns
     -------
     One plot with square tiles: ``sample_x`` left to right, ``sample_y`` top to bottom in the
     same order (the first sample at the top left). The x and y axes are categorical; their
-    categories (``plot.data["sample_x"].cat.categories``) are the sample order.
+    categories (``plot.data["sample_x"].cat.categories``) are the sample order. The group bars
+    are at x = -0.1 (rows) and y = n + 1.1 (columns), the dendrogram above them.
     """
     what = "plot_distance_heatmap"
     _check_table(table, ["sample_x", "sample_y", "distance"], what)
@@ -399,11 +473,15 @@ def plot_distance_heatmap(
     )
 
     plot = ggplot(df) + geom_tile(aes("sample_x", "sample_y", fill="distance"))
+    top_row = n + 0.5  # upper edge of what is drawn so far
+    if groups is not None:
+        plot += _group_bars(ordered, groups, group_title)
+        top_row = n + 1.5  # the column bar ends at n + 1.1 + 0.4
     if segments is not None:
         # Discrete positions are 1..n: leaves at x = 1..n, the dendrogram stacked above the top
-        # row (which ends at y = n + 0.5), its height scaled to a fraction of the heatmap's.
+        # row (y = n + 0.5, or the group bar's n + 1.5), its height a fraction of the heatmap's.
         top = float(segments[["y", "yend"]].to_numpy().max())
-        base = n + 0.5 + 0.02 * n
+        base = top_row + 0.02 * n
         scale = dendrogram_height * n / top if top > 0 else 0.0
         dendro = pd.DataFrame(
             {
@@ -422,7 +500,14 @@ def plot_distance_heatmap(
         )
     plot += scale_x_discrete(expand=(0, 0))
     plot += scale_y_discrete(expand=(0, 0.1))
-    plot += scale_fill_cmap(cmap_name=cmap, na_value=NA_COLOR)
+    if limits is not None:
+        lo, hi = (float(v) for v in limits)
+        if not hi > lo:
+            msg = f"{what}: limits must be increasing, got {limits}"
+            raise ValueError(msg)
+        plot += scale_fill_cmap(cmap_name=cmap, na_value=NA_COLOR, limits=(lo, hi), oob=squish)
+    else:
+        plot += scale_fill_cmap(cmap_name=cmap, na_value=NA_COLOR)
     plot += coord_fixed(ratio=1.0)
     plot += labs(x="", y="", fill=label if label is not None else "distance")
     plot += theme_mrvi()
@@ -441,7 +526,14 @@ def plot_distance_heatmap(
 # --------------------------------------------------------------------------------------------
 
 
-def plot_pr_curves(table: pd.DataFrame, *, title: str | None = None, step: bool = True) -> ggplot:
+def plot_pr_curves(
+    table: pd.DataFrame,
+    *,
+    title: str | None = None,
+    step: bool = True,
+    prevalence: float | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> ggplot:
     """Precision-recall curves of the DA methods, the AUC of each in the legend.
 
     Parameters
@@ -456,14 +548,23 @@ def plot_pr_curves(table: pd.DataFrame, *, title: str | None = None, step: bool 
     step
         Step lines (horizontal then vertical, as scikit-learn's ``PrecisionRecallDisplay``);
         ``False`` joins the points with straight lines (the trapezoids of the AUC).
+    prevalence
+        Fraction of positives: the precision of a method without skill (random ranking), drawn
+        as a dotted horizontal line labelled "no skill". ``None``: no line.
+    labels
+        Display names of some method ids, replacing :func:`method_label`'s.
 
     Returns
     -------
-    The plot: one colour per method (:data:`METHOD_COLORS`), legend labels such as
-    ``"MrVI (AUC 0.912)"``, both axes from 0 to 1.
+    The plot: one colour per method (:data:`METHOD_COLORS`; ``*_per_dimension`` methods, another
+    estimator of the same method, dashed), legend labels such as ``"MrVI (AUC 0.912)"``, both
+    axes from 0 to 1.
     """
     what = "plot_pr_curves"
     _check_table(table, ["method", "recall", "precision", "auc"], what)
+    if prevalence is not None and not 0.0 < prevalence < 1.0:
+        msg = f"{what}: prevalence must lie in (0, 1), got {prevalence}"
+        raise ValueError(msg)
     df = pd.DataFrame(
         {
             "method": table["method"].astype(str).to_numpy(),
@@ -474,25 +575,38 @@ def plot_pr_curves(table: pd.DataFrame, *, title: str | None = None, step: bool 
     )
     aucs = _constant_per(df, "method", "auc", what)
     methods = method_order(df["method"])
-    labels = [
-        f"{method_label(m)} (AUC {aucs[m]:.3f})" if np.isfinite(aucs[m]) else method_label(m)
-        for m in methods
+    names = {m: (labels or {}).get(m, method_label(m)) for m in methods}
+    legend = [
+        f"{names[m]} (AUC {aucs[m]:.3f})" if np.isfinite(aucs[m]) else names[m] for m in methods
     ]
+    linetypes = {m: "dashed" if m.endswith("_per_dimension") else "solid" for m in methods}
     df = df[df["recall"].notna() & df["precision"].notna()].copy()
     df["method"] = pd.Categorical(df["method"], categories=methods)
     df = df.sort_values(["method", "recall"], ascending=[True, False], kind="stable")
 
     line = geom_step(direction="hv", size=0.8) if step else geom_path(size=0.8)
-    plot = (
-        ggplot(df, aes("recall", "precision", color="method"))
-        + line
-        + scale_color_manual(values=_method_palette(methods), breaks=methods, labels=labels)
-        + scale_x_continuous(breaks=np.linspace(0, 1, 6))
-        + scale_y_continuous(breaks=np.linspace(0, 1, 6))
-        + coord_cartesian(xlim=(0, 1), ylim=(0, 1))
-        + labs(x="Recall", y="Precision", color="")
-        + theme_mrvi()
-    )
+    plot = ggplot(df, aes("recall", "precision", color="method", linetype="method"))
+    if prevalence is not None:
+        plot += geom_hline(yintercept=prevalence, linetype="dotted", color="#666666", size=0.6)
+        plot += annotate(
+            "text",
+            x=0.02,
+            y=prevalence,
+            label=f"no skill (prevalence {prevalence:.3f})",
+            ha="left",
+            va="bottom",
+            size=7,
+            color="#444444",
+        )
+    plot += line
+    plot += scale_color_manual(values=_method_palette(methods), breaks=methods, labels=legend)
+    plot += scale_linetype_manual(values=linetypes, breaks=methods, labels=legend)
+    plot += scale_x_continuous(breaks=np.linspace(0, 1, 6))
+    plot += scale_y_continuous(breaks=np.linspace(0, 1, 6))
+    plot += coord_cartesian(xlim=(0, 1), ylim=(0, 1))
+    plot += labs(x="Recall", y="Precision", color="", linetype="")
+    plot += theme_mrvi()
+    plot += theme(legend_position="bottom", legend_direction="vertical")
     return _with_title(plot, title)
 
 
@@ -503,6 +617,8 @@ def plot_lfc_scatter(
     scales: str = "fixed",
     point_size: float = 0.6,
     alpha: float = 0.5,
+    x_label: str = "DESeq2 pseudobulk log2 fold change",
+    y_label: str = "method's log2 fold change",
 ) -> ggplot:
     """Gene-wise LFCs of each method against the DESeq2 pseudobulk LFCs.
 
@@ -519,6 +635,8 @@ def plot_lfc_scatter(
         ``"free_x"`` or ``"free_y"``.
     point_size, alpha
         Size and opacity of the points.
+    x_label, y_label
+        Axis titles.
 
     Returns
     -------
@@ -574,7 +692,7 @@ def plot_lfc_scatter(
         )
         + scale_color_manual(values=_method_palette(methods), guide=None)
         + facet_wrap("facet", scales=scales)
-        + labs(x="DESeq2 pseudobulk LFC", y="method LFC")
+        + labs(x=x_label, y=y_label)
         + theme_mrvi()
     )
     return _with_title(plot, title)
@@ -587,6 +705,9 @@ def plot_distribution(
     *,
     title: str | None = None,
     hline: float | None = 0.0,
+    x_label: str | None = None,
+    y_label: str | None = None,
+    limit_quantiles: tuple[float, float] | None = None,
 ) -> ggplot:
     """Distribution of a value per group (e.g. DA log ratios per cell subset): violin + box.
 
@@ -603,6 +724,13 @@ def plot_distribution(
         Plot title.
     hline
         Height of a dashed horizontal reference line; ``None`` for none.
+    x_label, y_label
+        Axis titles (default: the column names).
+    limit_quantiles
+        ``(low, high)`` quantiles of all values that bound the value axis (e.g. ``(0.005,
+        0.995)``), so that a few extreme values do not flatten the violins. The densities and
+        boxes are still computed from every value (the axis zooms, nothing is dropped) and a
+        caption says how many values lie outside. ``None``: the full range.
 
     Returns
     -------
@@ -634,8 +762,29 @@ def plot_distribution(
     )
     plot += geom_boxplot(width=0.15, outlier_alpha=0.0, fill="white", size=0.3)
     plot += scale_fill_manual(values=colors, guide=None)
-    plot += labs(x=group, y=value)
+    caption = None
+    if limit_quantiles is not None:
+        q_lo, q_hi = limit_quantiles
+        if not 0.0 <= q_lo < q_hi <= 1.0:
+            msg = f"{what}: limit_quantiles must be 0 <= low < high <= 1, got {limit_quantiles}"
+            raise ValueError(msg)
+        lo, hi = (float(v) for v in np.quantile(df["value"], [q_lo, q_hi]))
+        if hline is not None:
+            lo, hi = min(lo, float(hline)), max(hi, float(hline))
+        pad = 0.05 * (hi - lo) if hi > lo else 1.0
+        outside = int(((df["value"] < lo) | (df["value"] > hi)).sum())
+        plot += coord_cartesian(ylim=(lo - pad, hi + pad))
+        caption = textwrap.fill(
+            f"Axis clipped to the {100 * q_lo:g}-{100 * q_hi:g} % quantiles of all values: "
+            f"{outside:,} of {len(df):,} lie outside (violins and boxes use every value).",
+            80,
+        )
+    plot += labs(x=group if x_label is None else x_label, y=value if y_label is None else y_label)
+    if caption:
+        plot += labs(caption=caption)
     plot += theme_mrvi()
+    if caption:
+        plot += theme(plot_caption=element_text(size=6.5, ha="left", color="#444444"))
     return _with_title(plot, title)
 
 
@@ -657,7 +806,7 @@ def plot_metric_table(
     *,
     title: str | None = None,
     digits: int = 3,
-    lower_is_better: Collection[str] = (),
+    lower_is_better: Collection[str] = LOWER_IS_BETTER,
     text_size: float = 7.0,
 ) -> ggplot:
     """Benchmark summary as a coloured table: methods as rows, metrics as columns.
@@ -673,17 +822,19 @@ def plot_metric_table(
         Significant digits of the printed values (values of ``10**digits`` and more are printed
         as integers).
     lower_is_better
-        Metrics whose best value is the smallest (e.g. a Robinson-Foulds distance): their fill is
-        reversed, so that a darker tile always means a better method.
+        Metrics whose best value is the smallest (e.g. a Robinson-Foulds distance): their column
+        is marked ↓ (the others ↑) and their fill reversed, so that a darker tile always means a
+        better method.
     text_size
         Font size of the values.
 
     Returns
     -------
     The plot: rows in the canonical method order (display names, the first at the top),
-    metric columns in order of first appearance; the fill of a tile is the value rescaled to
-    0..1 within its metric (min to max; 0.5 when all the metric's values are equal); missing
-    values are printed ``"–"`` on grey.
+    metric columns in order of first appearance, titled by :func:`metric_label` (display name
+    and direction); the fill of a tile is the value rescaled to 0..1 within its metric (min to
+    max). A column with fewer than two distinct values is not shaded (white: nothing to rank);
+    missing values are printed ``"–"`` on grey. A subtitle explains the arrows and the shading.
     """
     what = "plot_metric_table"
     _check_table(table, ["method", "metric", "value"], what)
@@ -706,30 +857,42 @@ def plot_metric_table(
     lo = df.groupby("metric")["value"].transform("min")
     hi = df.groupby("metric")["value"].transform("max")
     span = hi - lo
-    fill = ((df["value"] - lo) / span.where(span > 0)).where(span > 0, 0.5)
+    fill = (df["value"] - lo) / span.where(span > 0)  # NaN: missing, or nothing to rank
     flip = df["metric"].isin(list(lower_is_better))
-    df["fill"] = fill.where(~flip, 1.0 - fill).where(df["value"].notna())
+    df["fill"] = fill.where(~flip, 1.0 - fill)
     df["text"] = [_format_value(v, digits) for v in df["value"].to_numpy()]
     labels = [method_label(m) for m in methods]
     df["method_label"] = pd.Categorical(df["method"].map(method_label), categories=labels[::-1])
+    columns = [metric_label(m, lower_is_better=lower_is_better) for m in metrics]
+    df["metric_label"] = pd.Categorical(
+        df["metric"].map(dict(zip(metrics, columns, strict=True))), categories=columns
+    )
     df["metric"] = pd.Categorical(df["metric"], categories=metrics)
+    missing = df["value"].isna()
 
     plot = (
-        ggplot(df, aes("metric", "method_label"))
-        + geom_tile(aes(fill="fill"), color="white", size=0.8)
+        ggplot(df, aes("metric_label", "method_label"))
+        + geom_tile(fill="white", color="white", size=0.8)
+        + geom_tile(aes(fill="fill"), data=df[df["fill"].notna()], color="white", size=0.8)
+        + geom_tile(data=df[missing], fill=NA_COLOR, color="white", size=0.8)
         + geom_text(aes(label="text"), size=text_size, color="#222222")
         + scale_fill_gradient(
             low="#F7FBFF", high="#6BAED6", limits=(0.0, 1.0), na_value=NA_COLOR, guide=None
         )
         + scale_x_discrete(expand=(0, 0))
         + scale_y_discrete(expand=(0, 0))
-        + labs(x="", y="")
+        + labs(
+            x="",
+            y="",
+            subtitle="↑ higher is better, ↓ lower is better; darker = better within a column",
+        )
         + theme_mrvi()
         + theme(
             axis_ticks=element_blank(),
             panel_grid=element_blank(),
             panel_border=element_blank(),
             axis_text_x=element_text(rotation=30, ha="right"),
+            plot_subtitle=element_text(size=7, color="#444444", ha="left"),
         )
     )
     return _with_title(plot, title)

@@ -23,6 +23,7 @@ from plotnine import (
 #: Display name of each method id (the ``method`` column of the benchmark tables).
 METHOD_LABELS: dict[str, str] = {
     "mrvi": "MrVI",
+    "mrvi_per_dimension": "MrVI, per-dimension DA",
     "milo": "Milo",
     "milode": "miloDE",
     "composition_pca": "Composition (PCA)",
@@ -37,6 +38,7 @@ METHOD_LABELS: dict[str, str] = {
 #: facets and table rows.
 METHOD_COLORS: dict[str, str] = {
     "mrvi": "#0072B2",  # blue
+    "mrvi_per_dimension": "#332288",  # indigo (Tol), drawn dashed: MrVI's paper-era DA estimator
     "milo": "#E69F00",  # orange
     "milode": "#CC79A7",  # reddish purple
     "composition_pca": "#009E73",  # bluish green
@@ -45,6 +47,43 @@ METHOD_COLORS: dict[str, str] = {
     "pca": "#999999",  # grey
     "deseq2": "#000000",  # black
 }
+
+#: Display name of each metric id (the ``metric`` column of the benchmark tables); unknown ids
+#: are shown as they are.
+METRIC_LABELS: dict[str, str] = {
+    "da_pr_auc": "DA PR-AUC",
+    "de_pearson_r": "DE r vs DESeq2",
+    "rf_distance": "Robinson-Foulds",
+    "top_split": "top split found",
+    "cophenetic_r": "cophenetic r (A)",
+    "cophenetic_r_other": "cophenetic r (others)",
+    "silhouette_label": "silhouette label",
+    "silhouette_batch": "silhouette batch",
+    "silhouette_sample": "silhouette sample",
+    "isolated_labels": "isolated labels",
+    "nmi_kmeans": "NMI k-means",
+    "ari_kmeans": "ARI k-means",
+}
+
+#: Metrics where lower is better (their column is marked and its shading reversed); every other
+#: metric of the tables is higher-is-better. ``cophenetic_r_other``: a tree found where none was
+#: planted.
+LOWER_IS_BETTER: tuple[str, ...] = ("rf_distance", "cophenetic_r_other")
+
+
+def metric_label(metric_id: str, *, lower_is_better: Iterable[str] = LOWER_IS_BETTER) -> str:
+    """Display name of a metric id with its direction: ``"DA PR-AUC ↑"``, ``"Robinson-Foulds ↓"``.
+
+    Parameters
+    ----------
+    metric_id
+        A metric id such as ``"da_pr_auc"``; unknown ids keep their name.
+    lower_is_better
+        The metric ids whose best value is the smallest.
+    """
+    arrow = "↓" if metric_id in set(lower_is_better) else "↑"
+    return f"{METRIC_LABELS.get(metric_id, metric_id)} {arrow}"
+
 
 #: Colour of the cell subsets of the semi-synthetic data (the subsets with simulated effects
 #: A, B, C and the remaining cells, "Other", in light grey).

@@ -40,7 +40,8 @@ class MrVIConfig:
         embedding, as the reference code does): q(u | x, s). The default ``False`` is the paper's
         q(u | x) (Methods): on a small semi-synthetic dataset the sample-aware encoder makes cells
         group by sample in u even where samples do not differ (kNN same-sample enrichment 1.5-5.2x
-        random), the paper's encoder does not (1.0-1.1), for a 0.2 % better validation ELBO.
+        random), the paper's encoder does not (1.0-1.1), at the cost of a 0.2 % higher (worse)
+        validation negative ELBO.
     prior
         Prior on u: ``"mog"`` (mixture of ``n_mixture`` full-dimensional diagonal Gaussians),
         ``"isotropic"`` (N(0, exp(u_prior_log_scale)^2 I)) or ``"celltype"`` (mixture with one component
@@ -145,11 +146,12 @@ class TrainConfig:
     train_size
         Fraction of cells used for training; the rest is the validation set.
     early_stopping, patience
-        Stop when the validation ELBO has not improved for ``patience`` epochs (so
-        ``train_size`` 1.0, no validation set, needs ``early_stopping=False``).
+        Stop when the validation negative ELBO (``val_neg_elbo`` of the history, lower is
+        better) has not decreased for ``patience`` epochs (so ``train_size`` 1.0, no validation
+        set, needs ``early_stopping=False``).
     restore_best
-        With a validation set, keep the parameters of the epoch with the best validation ELBO
-        (``False``: the last epoch's, as the reference does).
+        With a validation set, keep the parameters of the epoch with the lowest validation
+        negative ELBO (``False``: the last epoch's, as the reference does).
     checkpoint_every
         With a checkpoint folder (the workflow's fit rules have one), write the training state
         every this many epochs, so that a killed fit resumes there (0: only on SIGTERM/SIGINT,

@@ -13,6 +13,28 @@ REPRESENTATION_KEYS = {"pca": "X_pca", "scvi": "X_scvi"}
 #: median assume Euclidean inputs, which distance matrices between samples are).
 LINKAGE_METHODS = ("ward", "average", "complete", "single", "weighted", "centroid", "median")
 
+#: Density estimates of the aggregated posteriors in MrVI's DA (``mrvi_repro.analysis``): the
+#: full-dimensional mixture (the Methods', the default) and the paper-era product over latent
+#: dimensions of 1-D mixtures (scvi-tools issue 3188), which produced the paper's Fig. 2e.
+DA_ESTIMATORS = ("mixture", "per_dimension")
+
+#: Method id of MrVI's DA with each estimator in the benchmark tables (``metrics/summary.tsv``).
+DA_METHODS = {"mixture": "mrvi", "per_dimension": "mrvi_per_dimension"}
+
+
+def da_variable(covariate: str, estimator: str = "mixture") -> str:
+    """Name of a DA log ratio in ``analysis/da.nc``.
+
+    ``log_ratio_<covariate>`` for the mixture (the layout Milo's DA file shares),
+    ``log_ratio_<covariate>_<estimator>`` for another estimator of :data:`DA_ESTIMATORS`.
+    """
+    if estimator not in DA_ESTIMATORS:
+        msg = f"unknown DA estimator {estimator!r}; choose one of {list(DA_ESTIMATORS)}"
+        raise ValueError(msg)
+    suffix = "" if estimator == "mixture" else f"_{estimator}"
+    return f"log_ratio_{covariate}{suffix}"
+
+
 #: Panels of the paper's Fig. 2 (and Supp. Fig. 1d) that the semi-synthetic figure rule draws.
 FIG2_PANELS = (
     "fig2b_subset",

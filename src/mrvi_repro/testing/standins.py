@@ -5,8 +5,11 @@ download and preprocessing rules of the PBMC 68k, COVID-19, sci-Plex 3 and IBD e
 exercised on these: same file types, ``obs``/``var`` column names, categories, count layouts and
 quirks (a title line in Table S3, the portal's ``TYPE`` row, log-normalised ``X`` with counts in
 ``layers['raw']``, antibody features, drug names spelled differently in two files), with simulated
-counts. Schemas: ``shared/reference/paper_datasets.md`` (sections A-D); where it marks a detail
-unverified, the stand-in follows its best guess and the reader does not depend on it.
+counts. The schemas are those documented for the published files (10x Cell Ranger 1.1.0 matrices;
+the COVID-19 h5ad of the Sanger COG release; sc-pert's sci-Plex h5ad and Table S3 of Srivatsan et
+al. 2020; the Broad Single Cell Portal bundles of SCP1884) and the columns the paper's code reads;
+where a detail could not be checked against the real file, the stand-in follows the best guess and
+the reader does not depend on it.
 
 The dataset writers return the registry keys they wrote (paths relative to ``root``) so that a
 test can serve them or place them; they take a seed and are deterministic.
