@@ -83,6 +83,8 @@ def run(seed: int, workdir: Path, cores: int, vary: str = "all", reuse: Path | N
         "--configfile",
         str(config),
     ]
+    if reuse is not None:  # rerun what the seed changes, not what a package edit touched
+        cmd += ["--rerun-triggers", "mtime", "params", "input"]
     print(f"seed {seed}: {' '.join(cmd)}", flush=True)
     subprocess.run(cmd, check=True)
     return folder
