@@ -162,9 +162,9 @@ def write_results(text: str, path: Path = REPO / "bench" / "RESULTS.md") -> None
         head, rest = doc.split(START, 1)
         tail = rest.split(END, 1)[1]
         doc = head + text + tail
-    else:
-        title, body = doc.split("\n", 1)
-        doc = f"{title}\n\n## Semi-synthetic benchmark over seeds\n\n{text}\n{body}"
+    else:  # a new section before the first one
+        head, rest = doc.split("\n## ", 1)
+        doc = f"{head}\n\n## Semi-synthetic benchmark over seeds\n\n{text}\n\n## {rest}"
     path.write_text(doc)
 
 
