@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 LATENT_PANELS = {key: f"MrVI {name}" for name, key in LATENT_KEYS.items()}
 
 #: Metrics where lower is better (shaded accordingly in the metric tables).
-LOWER_IS_BETTER = ("rf_distance", "cophenetic_r_other")
+LOWER_IS_BETTER = ("rf_distance", "cophenetic_r_other", "distance_ratio_other")
 
 
 @dataclass(frozen=True)
