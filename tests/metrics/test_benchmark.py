@@ -214,6 +214,26 @@ def test_tree_benchmark_recovers_a_planted_tree():
     assert intra.set_index("group")["value"]["0"] < 0.1  # replicates nearest each other
 
 
+def test_tree_benchmark_scores_the_locality_of_sample_effects():
+    """A local method (nothing but noise outside subset A) against a leaky one (a small copy of
+    subset A's matrix outside it): the copy is as hierarchical as A (scale-free cophenetic r) but
+    small (distance ratio); both locality metrics are in the summary."""
+    truth, centers = _truth()
+    rng = np.random.default_rng(2)
+    local = _matrices(truth, centers, 0.01, rng)
+    leaky = local.copy()
+    leaky.loc[{"group": "1"}] = 0.3 * local.sel(group="0").values
+    table, records = tree_benchmark({"local": local, "leaky": leaky}, truth)
+    rec = records.set_index(["method", "metric"])["value"]
+    inter = table[table["metric"] == "inter_ratio"].set_index(["method", "group"])["value"]
+    for method in ("local", "leaky"):
+        assert rec[method, "distance_ratio_other"] == pytest.approx(inter[method, "1"])
+    assert rec["leaky", "distance_ratio_other"] == pytest.approx(0.3)
+    assert rec["local", "distance_ratio_other"] < 0.1
+    assert rec["leaky", "cophenetic_r_other"] == pytest.approx(rec["leaky", "cophenetic_r"])
+    assert rec["leaky", "cophenetic_r_other"] > 0.95 > 0.5 > abs(rec["local", "cophenetic_r_other"])
+
+
 def test_tree_benchmark_needs_subset_a_and_all_subjects():
     truth, centers = _truth()
     m = _matrices(truth, centers, 0.0, np.random.default_rng(1))

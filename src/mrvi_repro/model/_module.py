@@ -18,6 +18,7 @@ from mrvi_repro.settings.model import MrVIConfig, SCVIConfig
 
 from ._components import (
     EMBED_INIT,
+    INIT_SCHEMES,
     AttentionBlock,
     ConditionalNormalization,
     Dense,
@@ -87,11 +88,15 @@ class EmbeddingAttention(nn.Module):
             n_heads=c.n_heads,
             n_hidden_mlp=c.n_hidden_attention,
             dropout_rate=c.dropout_rate,
+            kernel_init=INIT_SCHEMES[c.init_scheme],
         )(nn.LayerNorm()(state), embed, training=training)
 
 
 class EncoderUZ(nn.Module):
-    """u, s -> (z_base, eps): eps from attention of LayerNorm(u) on the sample embedding."""
+    """u, s -> (z_base, eps): eps from attention of LayerNorm(u) on the sample embedding.
+
+    z_base is a linear map of the raw u when z is wider than u (the identity otherwise).
+    """
 
     config: MrVIConfig
     n_samples: int
@@ -102,7 +107,8 @@ class EncoderUZ(nn.Module):
     ) -> tuple[jax.Array, jax.Array]:
         c = self.config
         eps = EmbeddingAttention(c, self.n_samples)(u, sample, training=training)
-        z_base = Dense(c.n_latent)(u) if c.n_latent != c.n_latent_u else u
+        init = INIT_SCHEMES[c.init_scheme]
+        z_base = nn.Dense(c.n_latent, kernel_init=init)(u) if c.n_latent != c.n_latent_u else u
         return z_base, eps
 
 
@@ -116,11 +122,12 @@ class DecoderZX(nn.Module):
     @nn.compact
     def __call__(self, z: jax.Array, batch: jax.Array, *, training: bool = False) -> jax.Array:
         c = self.config
+        output = nn.Dense(self.n_genes, kernel_init=INIT_SCHEMES[c.init_scheme])
         if self.n_batches > 1:
             residual = EmbeddingAttention(c, self.n_batches)(z, batch, training=training)
-            logits = Dense(self.n_genes)(z + residual)
+            logits = output(z + residual)
         else:
-            logits = Dense(self.n_genes)(nn.LayerNorm()(z))
+            logits = output(nn.LayerNorm()(z))
         return jax.nn.log_softmax(logits, axis=-1)
 
 

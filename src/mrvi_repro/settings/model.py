@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 PriorKind = Literal["mog", "isotropic", "celltype"]
+InitScheme = Literal["reference", "pytorch"]
 
 
 def _from_dict(cls: type, values: dict[str, Any] | None, what: str) -> Any:
@@ -60,6 +61,14 @@ class MrVIConfig:
         Attention block sizes (output channels per token, heads, MLP width).
     dropout_rate
         Dropout of the attention blocks.
+    init_scheme
+        Kernel initialisation of the attention blocks' projections, the linear u -> z_base map and
+        the decoder's output layer. ``"reference"``: Flax's default (LeCun normal), which the
+        reference keeps for these layers; every other layer has PyTorch's default scale as in the
+        reference. ``"pytorch"``: PyTorch's default scale for them too (a third of the variance;
+        the behaviour before issue 16: the attention's logits start about 9 times smaller, it
+        stays nearly uniform through training and sample effects leak into cell states that
+        carry none).
     """
 
     n_latent: int = 30
@@ -77,8 +86,12 @@ class MrVIConfig:
     n_heads: int = 2
     n_hidden_attention: int = 32
     dropout_rate: float = 0.03
+    init_scheme: InitScheme = "reference"
 
     def __post_init__(self) -> None:
+        if self.init_scheme not in ("reference", "pytorch"):
+            msg = f"init_scheme must be 'reference' or 'pytorch' (got {self.init_scheme!r})"
+            raise ValueError(msg)
         if self.prior not in ("mog", "isotropic", "celltype"):
             msg = f"prior must be 'mog', 'isotropic' or 'celltype' (got {self.prior!r})"
             raise ValueError(msg)
