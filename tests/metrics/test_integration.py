@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mrvi_repro.metrics import INTEGRATION_METRICS, integration_metrics
+from mrvi_repro.metrics import INTEGRATION_METRICS, LABEL_METRICS, integration_metrics
 
 
 def _data(rng, n=300):
@@ -49,7 +49,21 @@ def test_subsampling_and_errors():
         integration_metrics({"mixed": emb["mixed"]}, labels, samples[:10])
     with pytest.raises(ValueError, match="cells=300"):
         integration_metrics({"bad": emb["mixed"][:10]}, labels, samples)
-    with pytest.raises(ValueError, match="two cell-type labels"):
-        integration_metrics({"mixed": emb["mixed"]}, np.full(300, "t"), samples)
     with pytest.raises(ValueError, match="no embedding"):
         integration_metrics({}, labels, samples)
+
+
+@pytest.mark.parametrize("labels", [None, np.full(300, "_dummy")], ids=["no labels", "one label"])
+def test_without_two_labels_the_label_metrics_are_nan_with_a_reason(labels):
+    _, samples, emb = _data(np.random.default_rng(3))
+    table = integration_metrics({"mixed": emb["mixed"], "split": emb["split"]}, labels, samples)
+    label_rows = table[table["metric"].isin(LABEL_METRICS)]
+    assert len(label_rows) == 2 * len(LABEL_METRICS)
+    assert label_rows["value"].isna().all()
+    assert (
+        label_rows["note"].str.contains("labels_key is null" if labels is None else "_dummy").all()
+    )
+    # the nuisance mixing is still scored: samples mixed beat samples split apart
+    v = table.set_index(["method", "metric"])["value"]
+    assert v["mixed", "silhouette_batch"] > v["split", "silhouette_batch"] + 0.2
+    assert (table.loc[~table["metric"].isin(LABEL_METRICS), "note"] == "").all()

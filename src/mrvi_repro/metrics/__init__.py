@@ -27,7 +27,12 @@ from ._claims import (
     claims_table,
     summary_values,
 )
-from ._integration import INTEGRATION_METRICS, integration_metrics
+from ._integration import (
+    INTEGRATION_COLUMNS,
+    INTEGRATION_METRICS,
+    LABEL_METRICS,
+    integration_metrics,
+)
 from ._metrics import (
     SUMMARY_COLUMNS,
     Correlation,
@@ -60,7 +65,9 @@ __all__ = [
     "summary_values",
     "DA_COVARIATE",
     "DE_COVARIATE",
+    "INTEGRATION_COLUMNS",
     "INTEGRATION_METRICS",
+    "LABEL_METRICS",
     "LFC_COLUMNS",
     "PR_COLUMNS",
     "TREE_COLUMNS",

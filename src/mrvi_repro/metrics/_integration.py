@@ -13,6 +13,10 @@ scib-metrics computes them; this module picks the paper's set and names them:
   embedding against the labels).
 
 Silhouettes cost cells squared; above ``max_cells`` a seeded random subset of cells is scored.
+
+Without cell-type labels, or with a single one (the sci-Plex entries label every cell alike), the
+label metrics are undefined: they are reported as NaN with the reason in the table's ``note``
+column and the log, and the nuisance mixing is scored with all cells as one cell type.
 """
 
 from __future__ import annotations
@@ -37,6 +41,12 @@ INTEGRATION_METRICS = (
     "ari_kmeans",
 )
 
+#: Metrics that need two or more cell-type labels.
+LABEL_METRICS = ("silhouette_label", "isolated_labels", "nmi_kmeans", "ari_kmeans")
+
+#: Columns of :func:`integration_metrics`: the summary's, and why a metric is NaN.
+INTEGRATION_COLUMNS = ("method", "metric", "value", "note")
+
 
 def _checked(values: np.ndarray | pd.Series, n: int, name: str) -> np.ndarray:
     out = np.asarray(values).astype(str)
@@ -59,7 +69,7 @@ def _nuisance_silhouette(x: np.ndarray, labels: np.ndarray, groups: np.ndarray) 
 
 def integration_metrics(
     embeddings: Mapping[str, np.ndarray],
-    labels: np.ndarray | pd.Series,
+    labels: np.ndarray | pd.Series | None,
     samples: np.ndarray | pd.Series,
     batches: np.ndarray | pd.Series | None = None,
     *,
@@ -74,7 +84,8 @@ def integration_metrics(
         Method name -> (cells, dims) embedding of the same cells (e.g. ``mrvi``: MrVI's u,
         ``scvi``, ``pca``).
     labels
-        Cell-type label per cell.
+        Cell-type label per cell, or ``None``. Without two labels the label metrics
+        (:data:`LABEL_METRICS`) are NaN with the reason in ``note``.
     samples
         Sample per cell.
     batches
@@ -87,25 +98,34 @@ def integration_metrics(
 
     Returns
     -------
-    Tidy ``method``, ``metric``, ``value`` table (:func:`summary_table`), metrics in the order of
-    :data:`INTEGRATION_METRICS` (those that apply).
+    The summary records (``method``, ``metric``, ``value``, validated by :func:`summary_table`)
+    in the order of :data:`INTEGRATION_METRICS` (those that apply), with a ``note`` column: empty,
+    or why the value is NaN.
     """
     import scib_metrics
 
     if not embeddings:
         msg = "no embedding given"
         raise ValueError(msg)
-    n = len(np.asarray(labels))
-    lab = _checked(labels, n, "labels")
+    n = len(np.asarray(samples))
     smp = _checked(samples, n, "samples")
+    lab = np.full(n, "all") if labels is None else _checked(labels, n, "labels")
     bat = None if batches is None else _checked(batches, n, "batches")
     for name, x in embeddings.items():
         if np.ndim(x) != 2 or len(x) != n:
             msg = f"embedding {name!r} must be (cells={n}, dims), got shape {np.shape(x)}"
             raise ValueError(msg)
-    if np.unique(lab).size < 2:
-        msg = "integration metrics need at least two cell-type labels"
-        raise ValueError(msg)
+    skip = ""
+    if labels is None:
+        skip = "no cell-type labels (labels_key is null)"
+    elif np.unique(lab).size < 2:
+        skip = f"a single cell-type label ({lab[0]!r})"
+    if skip:
+        logger.warning(
+            "%s: %s reported as NaN; nuisance mixing scored with all cells as one cell type",
+            skip,
+            ", ".join(LABEL_METRICS),
+        )
     rows = np.arange(n)
     if max_cells is not None and n > max_cells:
         rows = np.sort(np.random.default_rng(seed).choice(n, max_cells, replace=False))
@@ -115,18 +135,25 @@ def integration_metrics(
     records: list[tuple[str, str, float]] = []
     for name, x in embeddings.items():
         x = np.asarray(x, dtype=np.float32)[rows]
-        values = {
-            "silhouette_label": float(scib_metrics.silhouette_label(x, lab, rescale=True)),
-            "silhouette_batch": _nuisance_silhouette(x, lab, nuisance),
-        }
+        values = (
+            {}
+            if skip
+            else {"silhouette_label": float(scib_metrics.silhouette_label(x, lab, rescale=True))}
+        )
+        values["silhouette_batch"] = _nuisance_silhouette(x, lab, nuisance)
         if bat is not None:
             values["silhouette_sample"] = _nuisance_silhouette(x, lab, smp)
-        values["isolated_labels"] = float(scib_metrics.isolated_labels(x, lab, nuisance))
-        clusters = scib_metrics.nmi_ari_cluster_labels_kmeans(x, lab)
-        values["nmi_kmeans"] = float(clusters["nmi"])
-        values["ari_kmeans"] = float(clusters["ari"])
+        if not skip:
+            values["isolated_labels"] = float(scib_metrics.isolated_labels(x, lab, nuisance))
+            clusters = scib_metrics.nmi_ari_cluster_labels_kmeans(x, lab)
+            values["nmi_kmeans"] = float(clusters["nmi"])
+            values["ari_kmeans"] = float(clusters["ari"])
+        else:
+            values.update(dict.fromkeys(LABEL_METRICS, float("nan")))
         logger.info("%s: %s", name, ", ".join(f"{k} {v:.3f}" for k, v in values.items()))
         records += [
             (name, metric, values[metric]) for metric in INTEGRATION_METRICS if metric in values
         ]
-    return summary_table(records)
+    table = summary_table(records)
+    table["note"] = np.where(table["metric"].isin(LABEL_METRICS) & bool(skip), skip, "")
+    return table

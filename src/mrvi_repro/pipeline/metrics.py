@@ -6,13 +6,13 @@ import logging
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
-from mrvi_repro.metrics import SUMMARY_COLUMNS, integration_metrics
+from mrvi_repro.metrics import integration_metrics
 from mrvi_repro.settings.names import LATENT_KEYS, REPRESENTATION_KEYS
 
 if TYPE_CHECKING:
     import anndata as ad
+    import pandas as pd
 
     from .entry import DatasetSpec
 
@@ -24,12 +24,10 @@ def integration_benchmark(
 ) -> pd.DataFrame:
     """Supp. Fig. 2: integration metrics of MrVI's u, scVI and PCA (summary records).
 
-    Labels: the entry's ``labels_key``; nuisance groups: its ``batch_key``, or the samples. A
-    dataset without ``labels_key`` gets an empty table (logged): the metrics need cell types.
+    Labels: the entry's ``labels_key``; nuisance groups: its ``batch_key``, or the samples.
+    Without ``labels_key``, or with a single label, the label metrics are NaN with the reason in
+    the table's ``note`` column; the nuisance mixing is still scored.
     """
-    if spec.labels_key is None:
-        logger.warning("no labels_key: integration metrics skipped")
-        return pd.DataFrame(columns=list(SUMMARY_COLUMNS))
     if not np.array_equal(mrvi_latent.obs_names, representations.obs_names):
         msg = "the MrVI latent file and the representations file hold different cells"
         raise ValueError(msg)
@@ -41,7 +39,7 @@ def integration_benchmark(
     }
     return integration_metrics(
         embeddings,
-        obs[spec.labels_key],
+        None if spec.labels_key is None else obs[spec.labels_key],
         obs[spec.sample_key],
         None if spec.batch_key is None else obs[spec.batch_key],
         seed=spec.mrvi.seed,
