@@ -7,7 +7,9 @@ from mrvi_repro._groups import grouped_distance_array
 from mrvi_repro.settings.names import DA_ESTIMATORS, da_variable
 
 from ._abundance import (
+    AdmissibilityReference,
     admissibility,
+    admissibility_reference,
     aggregated_log_probs,
     differential_abundance,
     differential_abundance_binary,
@@ -15,14 +17,18 @@ from ._abundance import (
     posterior_log_densities,
     sample_log_densities,
 )
-from ._de import design_matrix, differential_expression
+from ._de import Contrast, contrast_matrices, design_matrix, differential_expression
 from ._distances import iter_local_distances, local_sample_distances
 from ._stratify import sample_groups, stratify_cells
 
 __all__ = [
     "DA_ESTIMATORS",
+    "AdmissibilityReference",
+    "Contrast",
     "admissibility",
+    "admissibility_reference",
     "aggregated_log_probs",
+    "contrast_matrices",
     "da_variable",
     "differential_abundance",
     "differential_abundance_binary",

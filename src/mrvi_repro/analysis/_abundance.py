@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Literal
 
@@ -366,6 +367,7 @@ def differential_abundance(
     covariate: str,
     group_a: Sequence[str] | None = None,
     group_b: Sequence[str] | None = None,
+    samples: Sequence[str] | None = None,
     estimator: str = "mixture",
     omit_own_sample: bool = True,
     keep_log_probs: bool = False,
@@ -389,6 +391,8 @@ def differential_abundance(
     group_a, group_b
         Covariate values of the two groups; by default the two values of a binary covariate
         (sorted: B is the first, A the second, so the ratio is "second vs first").
+    samples
+        Only these samples may join the groups (default: all samples of the model).
     estimator
         Density estimate of each q_s, one of :data:`DA_ESTIMATORS`: ``"mixture"`` (the default,
         the Methods' mixture) or ``"per_dimension"`` (the paper-era product of 1-D mixtures; see
@@ -413,6 +417,8 @@ def differential_abundance(
     _check_estimator(estimator)
     sample_key = model.registry.sample_key
     values = _sample_covariate(adata, sample_key, covariate)
+    if samples is not None:
+        values = values[values.index.astype(str).isin([str(s) for s in samples])]
     levels = sorted(values.unique())
     if group_a is None and group_b is None:
         if len(levels) != 2:
@@ -423,14 +429,14 @@ def differential_abundance(
             raise ValueError(msg)
         group_b, group_a = [levels[0]], [levels[1]]
     group_a, group_b = list(group_a or []), list(group_b or [])
-    samples = list(model.registry.samples)
+    fitted = list(model.registry.samples)
     members = {}
     for name, group in (("group_a", group_a), ("group_b", group_b)):
-        chosen = [s for s in samples if values.get(s) in set(group)]
+        chosen = [s for s in fitted if values.get(s) in set(group)]
         if not chosen:
             msg = f"{name} {group} of covariate {covariate!r} has no samples (values: {levels})"
             raise ValueError(msg)
-        members[name] = np.isin(samples, chosen)
+        members[name] = np.isin(fitted, chosen)
     own = model.registry.codes(adata, "sample")
     logp = (
         aggregated_log_probs(
@@ -459,7 +465,7 @@ def differential_abundance(
     )
     if keep_log_probs:
         ds["log_probs"] = (("cell", "sample"), logp.astype(np.float32))
-        ds = ds.assign_coords(sample=samples)
+        ds = ds.assign_coords(sample=fitted)
     return ds
 
 
@@ -537,6 +543,70 @@ def differential_abundance_binary(
     return out
 
 
+@dataclass(frozen=True)
+class AdmissibilityReference:
+    """The admissibility rule's reference: each sample's reference cells and the threshold.
+
+    Built once by :func:`admissibility_reference`; :meth:`mask` then scores any block of cells,
+    so a caller that works a chunk of cells at a time never holds cells x samples.
+    """
+
+    mean: np.ndarray
+    scale: np.ndarray
+    own: np.ndarray
+    n_samples: int
+    threshold: float
+    quantile: float
+
+    def log_ratio(self, query: np.ndarray) -> np.ndarray:
+        """Score minus threshold, (queries, samples): the best log density over s's references."""
+        scores = sample_log_densities(
+            query, self.mean, self.scale, self.own, self.n_samples, reduce="max"
+        )
+        return scores - self.threshold
+
+    def mask(self, query: np.ndarray) -> np.ndarray:
+        """Whether each sample is admissible for each query point (posterior means), (queries, S)."""
+        return self.log_ratio(query) > 0
+
+
+def admissibility_reference(
+    model: MrVI,
+    adata: ad.AnnData,
+    *,
+    quantile: float = 0.05,
+    max_cells_per_sample: int = 5000,
+    seed: int = 0,
+    batch_size: int = 1024,
+    posterior: tuple[np.ndarray, np.ndarray] | None = None,
+) -> AdmissibilityReference:
+    """Build the "ball" admissibility rule of the paper's Methods, ready to score cells.
+
+    For each sample, up to ``max_cells_per_sample`` of its cells (seeded) are its reference. A
+    cell's score for sample s is the largest log N(u_n; mu_j, sigma_j) over s's reference cells j;
+    the threshold is the ``quantile`` of the same score of every reference cell for its own sample
+    with itself left out, pooled over samples. ``posterior``: the cells' posterior means and
+    scales when already computed.
+    """
+    if not 0.0 < quantile < 1.0:
+        msg = f"quantile must lie in (0, 1) (got {quantile})"
+        raise ValueError(msg)
+    n_samples = len(model.registry.samples)
+    mean, scale = posterior or model.posterior_u(adata, batch_size=batch_size)
+    own = model.registry.codes(adata, "sample")
+    ref = reference_cells(own, n_samples, max_cells_per_sample, seed)
+    args = (mean[ref], scale[ref], own[ref], n_samples)
+    within = sample_log_densities(mean[ref], *args, reduce="max", query_id=ref, ref_id=ref)[
+        np.arange(len(ref)), own[ref]
+    ]
+    within = within[np.isfinite(within)]
+    if within.size == 0:
+        msg = "no sample has two cells: admissibility needs at least two cells in some sample"
+        raise ValueError(msg)
+    threshold = float(np.quantile(within, quantile))
+    return AdmissibilityReference(*args, threshold=threshold, quantile=quantile)
+
+
 def admissibility(
     model: MrVI,
     adata: ad.AnnData,
@@ -548,39 +618,33 @@ def admissibility(
 ) -> xr.Dataset:
     """Which samples are in distribution for each cell (the "ball" rule with a pooled quantile).
 
-    For each sample, up to ``max_cells_per_sample`` of its cells (seeded) are its reference. A cell's
-    score for sample s is the largest log N(u_n; mu_j, sigma_j) over s's reference cells j; the
-    threshold is the ``quantile`` of the same score of every reference cell for its own sample with
-    itself left out, pooled over samples. Sample s is admissible for cell n if the score exceeds it.
+    The rule of :func:`admissibility_reference`, applied to every cell of ``adata``: sample s is
+    admissible for cell n if its score exceeds the threshold. Cells x samples: for large data,
+    score blocks of cells with :meth:`AdmissibilityReference.mask` instead (as DE does).
 
     Returns
     -------
     Dataset with ``log_ratio`` (score minus threshold) and ``is_admissible`` (cell, sample), and the
     threshold in ``attrs``.
     """
-    if not 0.0 < quantile < 1.0:
-        msg = f"quantile must lie in (0, 1) (got {quantile})"
-        raise ValueError(msg)
-    samples = list(model.registry.samples)
-    mean, scale = model.posterior_u(adata, batch_size=batch_size)
-    own = model.registry.codes(adata, "sample")
-    ref = reference_cells(own, len(samples), max_cells_per_sample, seed)
-    args = (mean[ref], scale[ref], own[ref], len(samples))
-    scores = sample_log_densities(mean, *args, reduce="max")
-    within = sample_log_densities(mean[ref], *args, reduce="max", query_id=ref, ref_id=ref)[
-        np.arange(len(ref)), own[ref]
-    ]
-    within = within[np.isfinite(within)]
-    if within.size == 0:
-        msg = "no sample has two cells: admissibility needs at least two cells in some sample"
-        raise ValueError(msg)
-    threshold = float(np.quantile(within, quantile))
-    log_ratio = scores - threshold
+    posterior = model.posterior_u(adata, batch_size=batch_size)
+    rule = admissibility_reference(
+        model,
+        adata,
+        quantile=quantile,
+        max_cells_per_sample=max_cells_per_sample,
+        seed=seed,
+        posterior=posterior,
+    )
+    log_ratio = rule.log_ratio(posterior[0])
     return xr.Dataset(
         {
             "log_ratio": (("cell", "sample"), log_ratio.astype(np.float32)),
             "is_admissible": (("cell", "sample"), log_ratio > 0),
         },
-        coords={"cell": np.asarray(adata.obs_names, dtype=str), "sample": samples},
-        attrs={"threshold": threshold, "quantile": quantile},
+        coords={
+            "cell": np.asarray(adata.obs_names, dtype=str),
+            "sample": list(model.registry.samples),
+        },
+        attrs={"threshold": rule.threshold, "quantile": quantile},
     )
