@@ -83,6 +83,8 @@ ONE_THREAD = (
             "differential_abundance",
             "differential_expression",
             "stratify_cells",
+            "de_comparison",
+            "da_comparison",
             "fit_scvi",
             "representations",
             "deseq2_pseudobulk",
@@ -197,6 +199,21 @@ def test_full_run_of_a_tiny_config(repo, tmp_path, snakemake):
             "da": {"estimators": ["mixture", "per_dimension"]},
             "de": {"mc_samples": 3, "covariates": ["covariate_1_G1"]},
         },
+        # named comparisons: sample groups of subset A's cluster, DE between them there (with
+        # gene modules), DA of the planted covariate with the cluster-level test per subset
+        "comparisons": {
+            "sample_groups": [{"name": "a_groups", "cells": {"subset": "A"}, "n_groups": 2}],
+            "de": [
+                {
+                    "name": "a_groups_de",
+                    "covariates": ["a_groups"],
+                    "cells": {"cluster_of": "a_groups"},
+                    "mc_samples": 2,
+                    "modules": {"resolution": 0.5},
+                }
+            ],
+            "da": [{"name": "strong", "covariate": "covariate_2_strong", "groupby": "subset"}],
+        },
     }
     config = write_config(tmp_path, {"tiny": semi, "mine": mine})
     rc, out = snakemake(
@@ -284,6 +301,21 @@ def test_full_run_of_a_tiny_config(repo, tmp_path, snakemake):
         assert strat["linkage"].shape == (strat.sizes["cluster"], n_samples - 1, 4)
         assert strat["sample_group"].dims == ("cluster", "sample")
         assert set(np.unique(strat["sample_group"])) <= {1, 2, 3}
+
+    # named comparisons of the tiny entry
+    comp = results / "tiny" / "comparisons"
+    groups = pd.read_csv(comp / "sample_groups.tsv", sep="\t")
+    assert len(groups) == 32 and set(groups["a_groups"]) == {"g1", "g2"}
+    de = xr.open_dataset(comp / "de" / "a_groups_de" / "de.nc")
+    assert list(de["covariate"].values) == ["a_groups: g2 vs g1"]
+    lfc = xr.open_dataset(comp / "de" / "a_groups_de" / "lfc.zarr", engine="zarr", chunks=None)
+    assert lfc["lfc"].sizes["cell"] == de.sizes["cell"] < tiny.n_obs
+    assert de["module_activity"].sizes["cell"] == de.sizes["cell"]
+    modules = pd.read_csv(comp / "de" / "a_groups_de" / "modules.tsv", sep="\t")
+    assert len(modules) == tiny.n_vars
+    test = pd.read_csv(comp / "da" / "strong" / "cluster_test.tsv", sep="\t")
+    assert sorted(test["cluster"]) == ["A", "B", "C", "Other"]
+    assert np.isfinite(test["pvalue"]).all()
 
     # baselines: scVI, representations, composition distances on each, DESeq2 pseudobulk
     for name, data, groupby, tested in (

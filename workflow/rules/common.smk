@@ -149,7 +149,7 @@ def report_labels(panel, content):
 
 
 #: Sections of a dataset entry that say how models, analyses and baselines run, not what the data is.
-MODEL_SECTIONS = ("mrvi", "baselines", "analysis")
+MODEL_SECTIONS = ("mrvi", "baselines", "analysis", "comparisons")
 
 
 def get_data_entry(wildcards):
@@ -180,6 +180,65 @@ def analysis_entry(*sections):
         return {**get_mrvi_entry(wildcards), "analysis": chosen}
 
     return get
+
+
+def comparisons_entry(wildcards):
+    """Params of the comparison rules: the MrVI entry and its `comparisons` section."""
+    entry = DATASETS[wildcards.dataset]
+    return {**get_mrvi_entry(wildcards), "comparisons": entry.get("comparisons") or {}}
+
+
+def _comparison_inputs(kind):
+    """Input function of the `<kind>_comparison` rules. What a named comparison reads besides the model
+    and the data (derived sample groups, the stratification, a gene-set resource)."""
+
+    def get(wildcards):
+        spec = SPECS[wildcards.dataset].comparisons
+        comparison = (
+            spec.de_named(wildcards.comparison)
+            if kind == "de"
+            else spec.da_named(wildcards.comparison)
+        )
+        inputs = {}
+        if spec.needs_sample_groups(comparison):
+            inputs["groups"] = rules.sample_groups.output.groups.format(**wildcards)
+        if "cluster_of" in comparison.cells:
+            inputs["stratification"] = rules.stratify_cells.output[0].format(
+                **wildcards
+            )
+        if getattr(comparison, "gsea", None) is not None:
+            inputs["gene_sets"] = f"resources/{comparison.gsea.gene_sets}"
+        return inputs
+
+    return get
+
+
+de_comparison_inputs = _comparison_inputs("de")
+da_comparison_inputs = _comparison_inputs("da")
+
+
+def comparison_outputs(name):
+    """The outputs of dataset `name`'s named comparisons (and derived sample groups)."""
+    spec = SPECS[name].comparisons
+    files = []
+    if spec.sample_groups:
+        files += expand(list(rules.sample_groups.output), dataset=name)
+    for kind, made_by in (("de", rules.de_comparison), ("da", rules.da_comparison)):
+        for item in getattr(spec, kind):
+            files += expand(list(made_by.output), dataset=name, comparison=item.name)
+    return files
+
+
+def comparison_benchmarks(name):
+    """The benchmark files of dataset `name`'s comparison rules."""
+    spec = SPECS[name].comparisons
+    files = []
+    if spec.sample_groups:
+        files += expand(rules.sample_groups.benchmark, dataset=name)
+    for kind, made_by in (("de", rules.de_comparison), ("da", rules.da_comparison)):
+        for item in getattr(spec, kind):
+            files += expand(made_by.benchmark, dataset=name, comparison=item.name)
+    return files
 
 
 def baselines_entry(*sections):
@@ -321,7 +380,9 @@ def _expand(patterns, name):
 def get_benchmark_files(wildcards):
     """Inputs of `runtime_figure`: the benchmark files of the dataset's rules."""
     name = wildcards.dataset
-    return _expand([r.benchmark for r in dataset_rules(name) if r.rule.benchmark], name)
+    return _expand(
+        [r.benchmark for r in dataset_rules(name) if r.rule.benchmark], name
+    ) + comparison_benchmarks(name)
 
 
 def get_final_outputs():
@@ -330,4 +391,5 @@ def get_final_outputs():
         f
         for name in DATASETS
         for f in _expand([o for r in dataset_rules(name) for o in r.output], name)
+        + comparison_outputs(name)
     ]

@@ -37,6 +37,8 @@ from mrvi_repro.settings.data import (
 from mrvi_repro.settings.model import MrVIConfig, SCVIConfig, TrainConfig
 from mrvi_repro.settings.names import DA_ESTIMATORS, LINKAGE_METHODS, REPRESENTATION_KEYS
 
+from ._comparison_spec import ComparisonsSpec
+
 
 class SpecError(ValueError):
     """A dataset entry is malformed (unknown or missing key, wrong kind)."""
@@ -388,7 +390,9 @@ class DatasetSpec:
     (:mod:`mrvi_repro.data.contract`); samples with fewer than ``min_cells_per_sample`` cells are an error, or dropped
     (logged) with ``drop_small_samples``; ``semisynthetic`` (optional) plants the paper's
     semi-synthetic DE/DA effects, which creates the sample key and the covariates; ``mrvi`` says
-    how to fit MrVI, ``analysis`` how to analyse it and ``baselines`` how to run the baselines.
+    how to fit MrVI, ``analysis`` how to analyse it and ``baselines`` how to run the baselines;
+    ``comparisons`` names the DE and DA comparisons and the sample groups derived from the
+    stratification (:mod:`mrvi_repro.pipeline._comparison_spec`).
     """
 
     name: str
@@ -408,6 +412,7 @@ class DatasetSpec:
     mrvi: MrVISpec = field(default_factory=MrVISpec)
     baselines: BaselinesSpec = field(default_factory=BaselinesSpec)
     analysis: AnalysisSpec = field(default_factory=AnalysisSpec)
+    comparisons: ComparisonsSpec = field(default_factory=ComparisonsSpec)
 
     @classmethod
     def from_dict(cls, name: str, entry: dict[str, Any]) -> DatasetSpec:
@@ -477,10 +482,24 @@ class DatasetSpec:
                     f"{where}: analysis.de.covariates {unknown} are not among the sample_covariates"
                 )
                 raise SpecError(msg)
+        if entry.get("comparisons") is not None:
+            try:
+                entry["comparisons"] = ComparisonsSpec.parse(
+                    entry["comparisons"],
+                    f"{where}: comparisons",
+                    sample_covariates=tuple(entry.get("sample_covariates", ())),
+                )
+            except ValueError as err:
+                raise SpecError(str(err)) from err
+        else:
+            entry.pop("comparisons", None)
         return cls(name=name, **entry)
 
     def resources(self) -> list[str]:
-        """Every download-registry key the entry reads (source, sample metadata, recipe files)."""
+        """Every download-registry key the entry reads.
+
+        The source, sample metadata, recipe files and the gene sets of the comparisons.
+        """
         keys: list[str] = []
         if isinstance(self.source, ScpBundlesSource):
             keys += self.source.resources()
@@ -490,7 +509,8 @@ class DatasetSpec:
             keys.append(self.sample_metadata.resource)
         if isinstance(self.recipe, SciplexRecipe):
             keys += [self.recipe.plate_table, self.recipe.cell_cycle_genes]
-        return keys
+        keys += [c.gsea.gene_sets for c in self.comparisons.de if c.gsea is not None]
+        return list(dict.fromkeys(keys))
 
     def sciplex_screen(self) -> SciplexScreen | None:
         """Return the shared sci-Plex screen step this entry needs (``None`` without one)."""
