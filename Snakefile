@@ -28,6 +28,11 @@
 #                                               (cell_cluster, pcs), per cluster the mean matrix,
 #                                               the sample dendrogram (linkage, leaf_order) and
 #                                               sample groups (sample_group: cluster x sample)
+#   results/{dataset}/comparisons/              the entry's named comparisons: sample_groups.tsv
+#                                               (derived sample covariates) and their tests;
+#                                               de/{name}/de.nc (per-cell statistics, LFC means per
+#                                               label group), lfc.zarr (per-cell LFCs), modules.tsv,
+#                                               gsea.tsv; da/{name}/da.nc, cluster_test.tsv
 #   results/{dataset}/model/scvi/               trained scVI (composition-scVI baseline), as model/mrvi/
 #   results/{dataset}/model/scvi_history.tsv    its training history, one row per epoch
 #   results/{dataset}/baselines/representations.h5ad  cells' obs with the baselines'
