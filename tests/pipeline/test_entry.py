@@ -72,7 +72,7 @@ SECTIONS = (
         "milode",
         "config",
     }
-    | {"analysis", "distances", "da", "de", "stratify"}
+    | {"analysis", "distances", "da", "de", "stratify", "comparisons"}
 )
 
 
@@ -151,6 +151,33 @@ def test_mrvi_section_is_parsed():
     spec = DatasetSpec.from_dict("x", entry)
     assert spec.mrvi.model == MrVIConfig(n_latent_u=5, prior="isotropic")
     assert spec.mrvi.train == TrainConfig(lr=3e-3) and spec.mrvi.seed == 4
+
+
+def test_mrvi_variants_are_the_mrvi_section_with_keys_changed():
+    entry = {
+        **MINIMAL,
+        "labels_key": "cell_type",
+        "mrvi": {"model": {"n_latent_u": 5}, "train": {"lr": 3e-3, "max_epochs": 7}, "seed": 4},
+        "mrvi_variants": {
+            "celltype_prior": {"model": {"prior": "celltype"}},
+            "longer": {"train": {"max_epochs": 20}, "seed": 1},
+        },
+    }
+    spec = DatasetSpec.from_dict("x", entry)
+    prior = spec.with_mrvi_variant("celltype_prior").mrvi
+    assert prior.model == MrVIConfig(n_latent_u=5, prior="celltype")  # nested keys merged
+    assert prior.train == spec.mrvi.train and prior.seed == 4
+    longer = spec.with_mrvi_variant("longer").mrvi
+    assert longer.train == TrainConfig(lr=3e-3, max_epochs=20) and longer.seed == 1
+    assert spec.mrvi.model == MrVIConfig(n_latent_u=5)  # the main fit is unchanged
+    with pytest.raises(KeyError, match="no MrVI variant 'nope'"):
+        spec.with_mrvi_variant("nope")
+    del entry["labels_key"]
+    with pytest.raises(SpecError, match="mrvi_variants.celltype_prior.model.prior 'celltype'"):
+        DatasetSpec.from_dict("x", entry)
+    bad = {**MINIMAL, "mrvi_variants": {"v": {"model": {"prior": "flat"}}}}
+    with pytest.raises(SpecError, match="mrvi_variants.v.model"):
+        DatasetSpec.from_dict("x", bad)
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import anndata as ad
@@ -85,6 +86,8 @@ ONE_THREAD = (
             "stratify_cells",
             "de_comparison",
             "da_comparison",
+            "fit_mrvi_variant",
+            "latent_mrvi_variant",
             "fit_scvi",
             "representations",
             "deseq2_pseudobulk",
@@ -174,6 +177,8 @@ def test_full_run_of_a_tiny_config(repo, tmp_path, snakemake):
         "sample_covariates": ["donor_group"],
         "hvg": {"n_top_genes": 150},
         "mrvi": {**TINY_MRVI, "seed": 3},
+        # a second MrVI fit with the cell-type-guided prior, scored beside the first
+        "mrvi_variants": {"celltype_prior": {"model": {"prior": "celltype"}}},
         # DESeq2 on all cells, Milo and miloDE on the PCA: designs ~ batch + donor_group. Four
         # samples leave one residual degree of freedom: miloDE needs neighbourhoods large enough to
         # hold cells of both batches (k 30; with k 10 most are not testable)
@@ -253,6 +258,7 @@ def test_full_run_of_a_tiny_config(repo, tmp_path, snakemake):
             "mrvi_latent.h5ad",
             "scvi",
             "scvi_history.tsv",
+            *(["variants"] if name == "mine" else []),
         ]  # no partial model folder left behind
         assert {"model.json", "params.msgpack"} <= {p.name for p in (model_dir / "mrvi").iterdir()}
         history = pd.read_csv(model_dir / "mrvi_history.tsv", sep="\t")
@@ -301,6 +307,19 @@ def test_full_run_of_a_tiny_config(repo, tmp_path, snakemake):
         assert strat["linkage"].shape == (strat.sizes["cluster"], n_samples - 1, 4)
         assert strat["sample_group"].dims == ("cluster", "sample")
         assert set(np.unique(strat["sample_group"])) <= {1, 2, 3}
+
+    # the user's entry's MrVI variant: fitted with its own prior, scored beside MrVI
+    variant = results / "mine" / "model" / "variants" / "celltype_prior"
+    assert (
+        json.loads((variant / "mrvi" / "model.json").read_text())["config"]["prior"] == "celltype"
+    )
+    integration = pd.read_csv(results / "mine" / "metrics" / "integration.tsv", sep="\t")
+    assert list(dict.fromkeys(integration["method"])) == [
+        "mrvi",
+        "mrvi_celltype_prior",
+        "scvi",
+        "pca",
+    ]
 
     # named comparisons of the tiny entry
     comp = results / "tiny" / "comparisons"

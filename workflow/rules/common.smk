@@ -149,7 +149,7 @@ def report_labels(panel, content):
 
 
 #: Sections of a dataset entry that say how models, analyses and baselines run, not what the data is.
-MODEL_SECTIONS = ("mrvi", "baselines", "analysis", "comparisons")
+MODEL_SECTIONS = ("mrvi", "mrvi_variants", "baselines", "analysis", "comparisons")
 
 
 def get_data_entry(wildcards):
@@ -168,6 +168,28 @@ def get_mrvi_entry(wildcards):
         **get_data_entry(wildcards),
         **{k: entry[k] for k in ("mrvi",) if k in entry},
     }
+
+
+def get_variant_entry(wildcards):
+    """Params of the MrVI variant rules: the MrVI entry and the one variant's overrides."""
+    variants = DATASETS[wildcards.dataset].get("mrvi_variants") or {}
+    return {
+        **get_mrvi_entry(wildcards),
+        "mrvi_variants": {wildcards.variant: variants[wildcards.variant]},
+    }
+
+
+def variant_names(wildcards):
+    """The dataset's MrVI variants, in entry order."""
+    return list(SPECS[wildcards.dataset].mrvi_variants)
+
+
+def get_variant_latents(wildcards):
+    """Inputs of `integration_metrics`: the latent files of the dataset's MrVI variants."""
+    return [
+        rules.latent_mrvi_variant.output[0].format(dataset=wildcards.dataset, variant=v)
+        for v in variant_names(wildcards)
+    ]
 
 
 def analysis_entry(*sections):
@@ -218,9 +240,12 @@ da_comparison_inputs = _comparison_inputs("da")
 
 
 def comparison_outputs(name):
-    """The outputs of dataset `name`'s named comparisons (and derived sample groups)."""
+    """The outputs of dataset `name`'s MrVI variants, named comparisons and sample groups."""
     spec = SPECS[name].comparisons
     files = []
+    for made_by in (rules.fit_mrvi_variant, rules.latent_mrvi_variant):
+        for variant in SPECS[name].mrvi_variants:
+            files += expand(list(made_by.output), dataset=name, variant=variant)
     if spec.sample_groups:
         files += expand(list(rules.sample_groups.output), dataset=name)
     for kind, made_by in (("de", rules.de_comparison), ("da", rules.da_comparison)):
@@ -230,9 +255,12 @@ def comparison_outputs(name):
 
 
 def comparison_benchmarks(name):
-    """The benchmark files of dataset `name`'s comparison rules."""
+    """The benchmark files of dataset `name`'s MrVI variant and comparison rules."""
     spec = SPECS[name].comparisons
     files = []
+    for made_by in (rules.fit_mrvi_variant, rules.latent_mrvi_variant):
+        for variant in SPECS[name].mrvi_variants:
+            files += expand(made_by.benchmark, dataset=name, variant=variant)
     if spec.sample_groups:
         files += expand(rules.sample_groups.benchmark, dataset=name)
     for kind, made_by in (("de", rules.de_comparison), ("da", rules.da_comparison)):

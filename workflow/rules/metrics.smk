@@ -75,6 +75,7 @@ rule integration_metrics:
     input:
         latent=rules.latent_mrvi.output[0],
         representations=rules.representations.output[0],
+        variants=get_variant_latents,
     output:
         "results/{dataset}/metrics/integration.tsv",
     log:
@@ -89,6 +90,7 @@ rule integration_metrics:
         runtime=grow(60, 1),
     params:
         entry=get_mrvi_entry,
+        variants=variant_names,
     script:
         "../scripts/integration_metrics.py"
 

@@ -1,4 +1,4 @@
-"""Adapter of rule fit_mrvi: preprocessed AnnData -> trained MrVI (folder) + training history."""
+"""Adapter of rules fit_mrvi and fit_mrvi_variant: preprocessed AnnData -> trained MrVI + history."""
 
 import anndata as ad
 
@@ -9,6 +9,8 @@ from mrvi_repro.pipeline.model import fit_mrvi
 
 setup_logging(snakemake.log[0])
 spec = DatasetSpec.from_dict(snakemake.wildcards.dataset, snakemake.params.entry)
+if getattr(snakemake.params, "variant", None):  # rule fit_mrvi_variant
+    spec = spec.with_mrvi_variant(snakemake.params.variant)
 model = fit_mrvi(ad.read_h5ad(snakemake.input[0]), spec, checkpoint_dir=snakemake.params.checkpoint)
 write_model(model, snakemake.output.model)
 model.history.to_csv(snakemake.output.history, sep="\t", index=False)

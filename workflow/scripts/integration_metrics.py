@@ -1,4 +1,4 @@
-"""Adapter of rule integration_metrics: MrVI u, scVI, PCA -> scib-metrics silhouettes etc."""
+"""Adapter of rule integration_metrics: MrVI u (and its variants'), scVI, PCA -> silhouettes etc."""
 
 import anndata as ad
 
@@ -10,4 +10,7 @@ setup_logging(snakemake.log[0])
 spec = DatasetSpec.from_dict(snakemake.wildcards.dataset, snakemake.params.entry)
 latent = ad.read_h5ad(snakemake.input.latent)
 reps = ad.read_h5ad(snakemake.input.representations)
-integration_benchmark(latent, reps, spec).to_csv(snakemake.output[0], sep="\t", index=False)
+files = snakemake.input.variants
+variants = dict(zip(snakemake.params.variants, map(ad.read_h5ad, files), strict=True))
+table = integration_benchmark(latent, reps, spec, variants=variants)
+table.to_csv(snakemake.output[0], sep="\t", index=False)

@@ -1,4 +1,4 @@
-"""Adapter of rule latent_mrvi: trained MrVI + its data -> AnnData with u and z in obsm."""
+"""Adapter of rules latent_mrvi and latent_mrvi_variant: trained MrVI + its data -> AnnData with u and z in obsm."""
 
 import anndata as ad
 

@@ -390,7 +390,9 @@ class DatasetSpec:
     (:mod:`mrvi_repro.data.contract`); samples with fewer than ``min_cells_per_sample`` cells are an error, or dropped
     (logged) with ``drop_small_samples``; ``semisynthetic`` (optional) plants the paper's
     semi-synthetic DE/DA effects, which creates the sample key and the covariates; ``mrvi`` says
-    how to fit MrVI, ``analysis`` how to analyse it and ``baselines`` how to run the baselines;
+    how to fit MrVI (``mrvi_variants``: further named fits, each the ``mrvi`` section with some keys
+    changed, scored beside it in the integration metrics), ``analysis`` how to analyse it and
+    ``baselines`` how to run the baselines;
     ``comparisons`` names the DE and DA comparisons and the sample groups derived from the
     stratification (:mod:`mrvi_repro.pipeline._comparison_spec`).
     """
@@ -410,6 +412,7 @@ class DatasetSpec:
     hvg: HVGParams = field(default_factory=HVGParams)
     semisynthetic: SemisyntheticParams | None = None
     mrvi: MrVISpec = field(default_factory=MrVISpec)
+    mrvi_variants: dict[str, MrVISpec] = field(default_factory=dict)
     baselines: BaselinesSpec = field(default_factory=BaselinesSpec)
     analysis: AnalysisSpec = field(default_factory=AnalysisSpec)
     comparisons: ComparisonsSpec = field(default_factory=ComparisonsSpec)
@@ -465,10 +468,23 @@ class DatasetSpec:
             entry["semisynthetic"] = _build(SemisyntheticParams, semi, f"{where}: semisynthetic")
         if "sample_covariates" in entry:
             entry["sample_covariates"] = tuple(entry["sample_covariates"])
+        raw_mrvi = dict(entry.get("mrvi") or {})
         if "mrvi" in entry:
             entry["mrvi"] = MrVISpec.from_dict(entry["mrvi"], f"{where}: mrvi")
-            if entry["mrvi"].model.prior == "celltype" and entry.get("labels_key") is None:
-                msg = f"{where}: mrvi.model.prior 'celltype' needs a labels_key"
+        if entry.get("mrvi_variants") is not None:
+            entry["mrvi_variants"] = {
+                str(name): MrVISpec.from_dict(
+                    _merged(raw_mrvi, overrides or {}), f"{where}: mrvi_variants.{name}"
+                )
+                for name, overrides in entry["mrvi_variants"].items()
+            }
+        else:
+            entry.pop("mrvi_variants", None)
+        fits = {"mrvi": entry.get("mrvi", MrVISpec())}
+        fits.update({f"mrvi_variants.{k}": v for k, v in entry.get("mrvi_variants", {}).items()})
+        for key, fit in fits.items():
+            if fit.model.prior == "celltype" and entry.get("labels_key") is None:
+                msg = f"{where}: {key}.model.prior 'celltype' needs a labels_key"
                 raise SpecError(msg)
         if "baselines" in entry:
             entry["baselines"] = BaselinesSpec.from_dict(entry["baselines"], f"{where}: baselines")
@@ -494,6 +510,15 @@ class DatasetSpec:
         else:
             entry.pop("comparisons", None)
         return cls(name=name, **entry)
+
+    def with_mrvi_variant(self, name: str) -> DatasetSpec:
+        """Return the entry with the ``mrvi`` section of variant ``name`` (what its rules fit)."""
+        if name not in self.mrvi_variants:
+            msg = (
+                f"dataset {self.name!r} has no MrVI variant {name!r}: {sorted(self.mrvi_variants)}"
+            )
+            raise KeyError(msg)
+        return dataclasses.replace(self, mrvi=self.mrvi_variants[name])
 
     def resources(self) -> list[str]:
         """Every download-registry key the entry reads.
@@ -568,6 +593,17 @@ def check_schema(instance: object, schema: str | Path, *, where: str) -> None:
             for e in errors
         ]
         raise SpecError(f"{where} is invalid:\n" + "\n".join(lines))
+
+
+def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Return ``base`` with ``overrides`` applied, nested mappings merged key by key."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def _check_baselines(entry: dict[str, Any], where: str) -> None:

@@ -20,20 +20,28 @@ logger = logging.getLogger(__name__)
 
 
 def integration_benchmark(
-    mrvi_latent: ad.AnnData, representations: ad.AnnData, spec: DatasetSpec
+    mrvi_latent: ad.AnnData,
+    representations: ad.AnnData,
+    spec: DatasetSpec,
+    *,
+    variants: dict[str, ad.AnnData] | None = None,
 ) -> pd.DataFrame:
     """Supp. Fig. 2: integration metrics of MrVI's u, scVI and PCA (summary records).
 
     Labels: the entry's ``labels_key``; nuisance groups: its ``batch_key``, or the samples.
     Without ``labels_key``, or with a single label, the label metrics are NaN with the reason in
-    the table's ``note`` column; the nuisance mixing is still scored.
+    the table's ``note`` column; the nuisance mixing is still scored. ``variants``: the latent
+    files of the entry's MrVI variants, scored after MrVI as ``mrvi_<name>``.
     """
-    if not np.array_equal(mrvi_latent.obs_names, representations.obs_names):
-        msg = "the MrVI latent file and the representations file hold different cells"
-        raise ValueError(msg)
+    variants = dict(variants or {})
+    for name, other in {"representations": representations, **variants}.items():
+        if not np.array_equal(mrvi_latent.obs_names, other.obs_names):
+            msg = f"the MrVI latent file and the {name!r} file hold different cells"
+            raise ValueError(msg)
     obs = mrvi_latent.obs
     embeddings = {
         "mrvi": mrvi_latent.obsm[LATENT_KEYS["u"]],
+        **{f"mrvi_{name}": v.obsm[LATENT_KEYS["u"]] for name, v in variants.items()},
         # the order of the paper's table (Supp. Fig. 2): MrVI, scVI, PCA
         **{rep: representations.obsm[REPRESENTATION_KEYS[rep]] for rep in ("scvi", "pca")},
     }
