@@ -84,6 +84,13 @@ include: "workflow/rules/resources.smk"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/downloads.smk"
+
+
+if STANDINS:
+
+    include: "workflow/rules/standins.smk"
+
+
 include: "workflow/rules/mrvi.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/comparisons.smk"

@@ -10,14 +10,18 @@ import yaml
 from scipy.cluster.hierarchy import fcluster, linkage
 from sklearn.metrics import adjusted_rand_score
 
+from mrvi_repro.analysis import read_gmt
 from mrvi_repro.data.readers import read_10x_mtx_tar, read_h5ad
 from mrvi_repro.data.recipes import sciplex_cell_line
 from mrvi_repro.pipeline import DatasetSpec
 from mrvi_repro.pipeline.data import build_dataset
 from mrvi_repro.testing.standins import (
+    HALLMARK_KEY,
     TRUTH_FILES,
     read_standin_truth,
+    standin_writer,
     write_sciplex_standin,
+    write_standin_files,
     write_standins,
 )
 
@@ -339,3 +343,34 @@ def test_pbmc68k_archive(written):
     assert list(adata.obs_names) == list(truth["cell_type"])
     assert adata.n_vars == 500 and adata.var_names.str.startswith("MT-").sum() == 5
     assert len(set(truth["cell_type"].values())) == 6
+
+
+# --- the workflow's stand-in mode: one writer's registry files at a time ----------------------
+
+
+def test_standin_files_of_registry_keys(tmp_path, written):
+    root, keys = written
+    # a writer's files to any paths, the same as write_standins' (seeded, deterministic)
+    text = ["ibd/donor_covariates.tsv", "ibd/CO_STR.scp.raw.mtx", "ibd/CO_STR.scp.barcodes.tsv"]
+    paths = {k: tmp_path / "elsewhere" / k.replace("/", "_") for k in text}
+    write_standin_files(paths, seed=0)
+    for key, path in paths.items():
+        assert path.read_bytes() == (root / key).read_bytes(), key
+    assert not list((tmp_path / "elsewhere").glob("tmp*"))  # the temp folder is gone
+    assert standin_writer("genesets/regev_lab_cell_cycle_genes.txt") == "sciplex"
+    with pytest.raises(KeyError, match="no stand-in for resource 'other/file.txt'"):
+        standin_writer("other/file.txt")
+    with pytest.raises(KeyError, match="keys of one writer"):
+        write_standin_files({keys["covid"][0]: tmp_path / "a", text[0]: tmp_path / "b"})
+
+
+def test_hallmark_standin_holds_the_planted_programs(tmp_path, written):
+    root, _ = written
+    write_standin_files({HALLMARK_KEY: tmp_path / "h.gmt"}, seed=0)
+    sets = read_gmt(tmp_path / "h.gmt")
+    covid, sciplex = read_standin_truth(root, "covid"), read_standin_truth(root, "sciplex")
+    assert sets["STANDIN_COVID_INTERFERON"] == covid["programs"]["interferon"]["genes"]
+    assert sets["STANDIN_SCIPLEX_HDAC_DN"] == sciplex["programs"]["hdac"]["genes_down"]
+    assert "STANDIN_IBD_B2_STROMAL" in sets
+    decoys = [name for name in sets if name.startswith("STANDIN_DECOY_")]
+    assert len(decoys) == 20 and all(len(sets[d]) == 15 for d in decoys)

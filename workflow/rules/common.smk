@@ -13,7 +13,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 
 from mrvi_repro.data.download import DOWNLOAD_DEFAULTS, RegistryError, load_registry
-from mrvi_repro.pipeline import DatasetSpec, SpecError, check_schema
+from mrvi_repro.pipeline import DatasetSpec, SpecError, check_schema, merge_entry
 from mrvi_repro.settings.names import FIG2_PANELS, REPRESENTATION_KEYS
 
 SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
@@ -45,14 +45,38 @@ def resolve_path(path):
     return alt if alt.exists() else p
 
 
+#: Stand-in mode (config `standins`, e.g. config/standins.yaml): every file the entries read is
+#: written by a stand-in writer (rules standin_<writer>, workflow/rules/standins.smk) under
+#: resources/standins/ instead of downloaded; each entry gets the config's overrides for it and
+#: its dataset name a suffix, so its results never mix with a real run's.
+STANDINS = (
+    {
+        "seed": 0,
+        "suffix": "_standin",
+        "sizes": {},
+        "overrides": {},
+        **config["standins"],
+    }
+    if config.get("standins") is not None
+    else None
+)
+
+
 def load_dataset_entry(path):
     """Read, schema-validate and parse one dataset entry: (name, entry, DatasetSpec); relative
-    paths of local files are resolved."""
-    name = Path(path).stem
+    paths of local files are resolved. In stand-in mode the entry gets its overrides first.
+    """
+    stem = Path(path).stem
+    name = stem + STANDINS["suffix"] if STANDINS else stem
     file = resolve_path(path)
     if not file.exists():
         raise WorkflowError(f"dataset {name!r}: entry file {path!r} not found")
     entry = yaml.safe_load(file.read_text())
+    if STANDINS:
+        entry = merge_entry(entry, STANDINS["overrides"].get(stem) or {})
+        entry["description"] = (
+            f"STAND-IN (synthetic data) of: {entry.get('description', stem)}"
+        )
     try:
         check_schema(
             entry, SCHEMAS / "dataset.schema.yaml", where=f"dataset entry {str(file)!r}"
@@ -229,7 +253,7 @@ def _comparison_inputs(kind):
                 **wildcards
             )
         if getattr(comparison, "gsea", None) is not None:
-            inputs["gene_sets"] = f"resources/{comparison.gsea.gene_sets}"
+            inputs["gene_sets"] = resource_path(comparison.gsea.gene_sets)
         return inputs
 
     return get
@@ -284,8 +308,28 @@ def baselines_entry(*sections):
 
 
 def resource_path(key):
-    """Where rule download puts a registry resource."""
+    """Where rule download puts a registry resource (in stand-in mode: its stand-in's path)."""
+    if STANDINS:
+        return f"resources/standins/{key}"
     return expand(rules.download.output[0], resource=key)[0]
+
+
+def standin_groups():
+    """Stand-in writer -> the registry keys the datasets read that it makes (refusing a key that
+    has no stand-in)."""
+    from mrvi_repro.testing.standins import standin_writer
+
+    groups = {}
+    for name, spec in SPECS.items():
+        for key in spec.resources():
+            try:
+                owner = standin_writer(key)
+            except KeyError as err:
+                raise WorkflowError(f"dataset {name!r}: {err.args[0]}") from None
+            groups.setdefault(owner, [])
+            if key not in groups[owner]:
+                groups[owner].append(key)
+    return groups
 
 
 def with_rep(pattern, rep):

@@ -27,6 +27,7 @@ from .entry import (
     SpecError,
     StratifySpec,
     check_schema,
+    merge_entry,
 )
 
 __all__ = [
@@ -46,4 +47,5 @@ __all__ = [
     "SpecError",
     "StratifySpec",
     "check_schema",
+    "merge_entry",
 ]

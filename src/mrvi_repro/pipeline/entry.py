@@ -474,7 +474,7 @@ class DatasetSpec:
         if entry.get("mrvi_variants") is not None:
             entry["mrvi_variants"] = {
                 str(name): MrVISpec.from_dict(
-                    _merged(raw_mrvi, overrides or {}), f"{where}: mrvi_variants.{name}"
+                    merge_entry(raw_mrvi, overrides or {}), f"{where}: mrvi_variants.{name}"
                 )
                 for name, overrides in entry["mrvi_variants"].items()
             }
@@ -595,12 +595,16 @@ def check_schema(instance: object, schema: str | Path, *, where: str) -> None:
         raise SpecError(f"{where} is invalid:\n" + "\n".join(lines))
 
 
-def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Return ``base`` with ``overrides`` applied, nested mappings merged key by key."""
+def merge_entry(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Return ``base`` with ``overrides`` applied, nested mappings merged key by key.
+
+    Lists and other values are replaced. Used for ``mrvi_variants`` and the workflow's stand-in
+    overrides of whole entries.
+    """
     out = dict(base)
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merged(out[key], value)
+            out[key] = merge_entry(out[key], value)
         else:
             out[key] = value
     return out

@@ -31,6 +31,12 @@ from ._common import TRUTH_FILES, read_standin_truth, write_10x_archive
 from .covid import COVID_CELL_TYPES, COVID_OBS, write_covid_standin
 from .ibd import IBD_BUNDLES, IBD_CELL_TYPES, IBD_METADATA, write_ibd_standin
 from .pbmc68k import PBMC68K_KEY, write_pbmc68k_standin
+from .resources import (
+    HALLMARK_KEY,
+    standin_writer,
+    write_geneset_standin,
+    write_standin_files,
+)
 from .sciplex import (
     SCIPLEX_DOSES,
     SCIPLEX_DRUGS,
@@ -95,6 +101,7 @@ def write_standins(
 __all__ = [
     "COVID_CELL_TYPES",
     "COVID_OBS",
+    "HALLMARK_KEY",
     "IBD_BUNDLES",
     "IBD_CELL_TYPES",
     "IBD_METADATA",
@@ -108,10 +115,13 @@ __all__ = [
     "cell_cycle_gene_names",
     "dose_scale",
     "read_standin_truth",
+    "standin_writer",
     "write_10x_archive",
     "write_covid_standin",
+    "write_geneset_standin",
     "write_ibd_standin",
     "write_pbmc68k_standin",
     "write_sciplex_standin",
+    "write_standin_files",
     "write_standins",
 ]

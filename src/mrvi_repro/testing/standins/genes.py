@@ -1,6 +1,6 @@
 """Gene symbols of the stand-ins' planted programs (real HGNC symbols, as the published files use).
 
-The programs follow what the paper reports for each dataset (shared/paper: Results on Figs. 3-5):
+The programs follow what the paper reports for each dataset (its Results on Figs. 3-5):
 interferon-response genes up early in COVID-19 and MHC-II / TNF-NF-kB genes up later, in myeloid
 cells; CDH11 and fibrosis / activation markers up in stromal cells of stenosing (B2) Crohn's disease,
 with LUM, PDGFRB and TGFBI in HIGD1B+STEAP4+ pericytes only; the Tirosh et al. (2016) cell-cycle
