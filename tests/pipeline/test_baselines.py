@@ -20,6 +20,7 @@ from mrvi_repro.pipeline.baselines import (
     baseline_representations,
     composition_baseline,
     deseq2_baseline,
+    design_nuisance,
     milo_baseline,
     milode_baseline,
 )
@@ -116,6 +117,31 @@ def test_deseq2_table_tests_the_two_valued_covariates_in_the_group(tiny_semi):
     np.testing.assert_allclose(
         top["log2_fold_change"].to_numpy(), direct["log2_fold_change"].to_numpy()
     )
+
+
+def test_a_batch_that_varies_within_samples_is_left_out_of_the_designs(tiny_semi, caplog):
+    cells = tiny_semi.copy()
+    assert design_nuisance(cells, spec(), "DESeq2") is None  # one batch
+    # a batch per sample pair: a sample-level covariate, kept
+    codes = cells.obs[KEY].cat.codes.to_numpy()
+    cells.obs["batch"] = np.where(codes % 2 == 0, "b0", "b1")
+    assert design_nuisance(cells, spec(), "DESeq2") == "batch"
+    # a plate that varies within samples (sci-Plex): left out, with a warning, and DESeq2 runs
+    cells.obs["batch"] = np.where(np.arange(cells.n_obs) % 2 == 0, "p0", "p1")
+    with caplog.at_level("WARNING"):
+        assert design_nuisance(cells, spec(), "DESeq2") is None
+    assert "varies within 32 of 32 samples" in caplog.text
+    table = deseq2_baseline(cells, spec(deseq2={"group": "0", "covariates": ["covariate_1_top"]}))
+    assert (table["padj"] < 0.05).sum() >= 5
+    # a two-valued covariate with one sample on one side (sci-Plex's vehicle) is skipped, logged
+    cells.obs["lonely"] = codes == 0
+    lonely = DatasetSpec.from_dict(
+        "tiny", {**ENTRY, "sample_covariates": ["lonely"], "baselines": {}}
+    )
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert deseq2_baseline(cells, lonely).empty
+    assert "skipping 'lonely': a level with fewer than 2 samples" in caplog.text
 
 
 def test_deseq2_table_is_empty_without_two_valued_covariates(tiny_semi):

@@ -28,6 +28,7 @@ from mrvi_repro.baselines import (
     pca_representation,
     pseudobulk_deseq2,
 )
+from mrvi_repro.data.contract import per_sample
 from mrvi_repro.model import embedding_anndata
 from mrvi_repro.settings.baselines import MiloDEConfig
 from mrvi_repro.settings.names import REPRESENTATION_KEYS
@@ -161,6 +162,34 @@ def composition_baseline(
     return dist
 
 
+def design_nuisance(adata: ad.AnnData, spec: DatasetSpec, method: str) -> str | None:
+    """Return the ``batch_key`` if a sample-level design can hold it, else ``None`` (logged).
+
+    The baselines' designs are per sample (``~ batch + covariate``): a batch with one value adds
+    nothing, and a batch that varies within samples (the sci-Plex plate within a drug-dose) is
+    not a sample covariate; both are left out of the design with a line in the log.
+    """
+    key = spec.batch_key
+    if key is None:
+        return None
+    if adata.obs[key].nunique() < 2:
+        logger.info("%s: batch_key %r has one value; no nuisance in the design", method, key)
+        return None
+    per = adata.obs.groupby(spec.sample_key, observed=True)[key].nunique()
+    if (per > 1).any():
+        logger.warning(
+            "%s: batch_key %r varies within %d of %d samples of %r (it is not a sample-level "
+            "covariate): left out of the design; each sample's pseudobulk pools its batches",
+            method,
+            key,
+            int((per > 1).sum()),
+            len(per),
+            spec.sample_key,
+        )
+        return None
+    return key
+
+
 def deseq2_baseline(adata: ad.AnnData, spec: DatasetSpec, *, n_cpus: int = 1) -> pd.DataFrame:
     """DESeq2 on pseudobulks for every tested two-valued sample covariate, as the entry says.
 
@@ -183,13 +212,12 @@ def deseq2_baseline(adata: ad.AnnData, spec: DatasetSpec, *, n_cpus: int = 1) ->
     """
     settings = spec.baselines.deseq2
     group = None if settings.group == "all" else settings.group
-    nuisance = spec.batch_key if settings.batch_in_design else None
-    if nuisance is not None and adata.obs[nuisance].nunique() < 2:
-        logger.info("DESeq2: batch_key %r has one value; no nuisance in the design", nuisance)
-        nuisance = None
+    nuisance = design_nuisance(adata, spec, "DESeq2") if settings.batch_in_design else None
     covariates = spec.sample_covariates if settings.covariates is None else settings.covariates
     tables = []
-    for covariate in _binary_covariates(adata, covariates, method="DESeq2"):
+    for covariate in _binary_covariates(
+        adata, covariates, method="DESeq2", sample_key=spec.sample_key
+    ):
         with naming_settings("baselines.deseq2", settings):
             table = pseudobulk_deseq2(
                 adata,
@@ -227,8 +255,13 @@ def deseq2_baseline(adata: ad.AnnData, spec: DatasetSpec, *, n_cpus: int = 1) ->
     return out
 
 
-def _binary_covariates(adata: ad.AnnData, covariates: Sequence[str], *, method: str) -> list[str]:
-    """Keep the covariates with exactly two values, in order; skip (and log) the others.
+def _binary_covariates(
+    adata: ad.AnnData, covariates: Sequence[str], *, method: str, sample_key: str
+) -> list[str]:
+    """Keep the testable covariates, in order: two values, each of at least two samples.
+
+    The others are skipped, each with a line in the log (e.g. the sci-Plex entries'
+    ``A549_deg_product``, False for the vehicle only: one sample on one side).
 
     Raises
     ------
@@ -239,10 +272,21 @@ def _binary_covariates(adata: ad.AnnData, covariates: Sequence[str], *, method: 
     kept = []
     for covariate in covariates:
         n_levels = len(natural_order(adata.obs[covariate]))
-        if n_levels == 2:
-            kept.append(covariate)
-        else:
+        if n_levels != 2:
             logger.info("%s: skipping %r (%d values, not two)", method, covariate, n_levels)
+            continue
+        per_level = per_sample(adata, sample_key, covariate).astype(str).value_counts()
+        if per_level.min() < 2:
+            logger.warning(
+                "%s: skipping %r: a level with fewer than 2 samples of %r (samples per level: "
+                "%s), nothing to test",
+                method,
+                covariate,
+                sample_key,
+                per_level.to_dict(),
+            )
+            continue
+        kept.append(covariate)
     return kept
 
 
@@ -275,7 +319,11 @@ def _nhood_inputs(
     }
     if isinstance(config, MiloDEConfig):
         sizes["k_init"] = cap(config.k_init, n_cells - 1, f"{key}.k_init", f"{n_cells} cells")
-    return rep, _binary_covariates(adata, covariates, method=method), replace(config, **sizes)
+    return (
+        rep,
+        _binary_covariates(adata, covariates, method=method, sample_key=spec.sample_key),
+        replace(config, **sizes),
+    )
 
 
 def milo_baseline(adata: ad.AnnData, representations: ad.AnnData, spec: DatasetSpec) -> xr.Dataset:
@@ -312,6 +360,7 @@ def milo_baseline(adata: ad.AnnData, representations: ad.AnnData, spec: DatasetS
     """
     settings = spec.baselines.milo
     rep, covariates, config = _nhood_inputs(adata, representations, spec, "milo")
+    batch_key = design_nuisance(adata, spec, "Milo")
     cells = np.asarray(adata.obs_names, dtype=str)
     out = xr.Dataset(coords={"cell": cells})
     per_nhood: dict[str, list[np.ndarray]] = {"logFC": [], "PValue": [], "SpatialFDR": []}
@@ -322,7 +371,7 @@ def milo_baseline(adata: ad.AnnData, representations: ad.AnnData, spec: DatasetS
                 adata,
                 sample_key=spec.sample_key,
                 covariate=covariate,
-                batch_key=spec.batch_key,
+                batch_key=batch_key,
                 representation=rep,
                 config=config,
             )
@@ -364,6 +413,7 @@ def milo_baseline(adata: ad.AnnData, representations: ad.AnnData, spec: DatasetS
         k: v for k, v in first.attrs.items() if k.startswith("config_")
     }
     out.attrs["representation"] = settings.representation
+    out.attrs["batch_key"] = spec.batch_key or ""  # the data's; the design's is in each variable
     return out
 
 
@@ -409,6 +459,7 @@ def milode_baseline(
     """
     settings = spec.baselines.milode
     rep, covariates, config = _nhood_inputs(adata, representations, spec, "milode")
+    batch_key = design_nuisance(adata, spec, "miloDE")
     group, groups = group_codes(adata, spec.labels_key)
     onehot = np.eye(len(groups), dtype=np.float64)[group]  # cells x groups
     n_cells = onehot.sum(axis=0).astype(np.int64)
@@ -420,7 +471,7 @@ def milode_baseline(
                 adata,
                 sample_key=spec.sample_key,
                 covariate=covariate,
-                batch_key=spec.batch_key,
+                batch_key=batch_key,
                 representation=rep,
                 config=config,
             )
@@ -485,6 +536,7 @@ def milode_baseline(
         k: v for k, v in attrs.items() if k.startswith("config_")
     }
     out.attrs["representation"] = settings.representation
+    out.attrs["batch_key"] = spec.batch_key or ""
     if not tables:
         logger.warning("miloDE: no two-valued covariate among %s; nothing tested", covariates)
         return out, pd.DataFrame(columns=list(MILODE_TABLE_COLUMNS))
