@@ -245,3 +245,11 @@ def test_module_activity_is_the_mean_lfc_of_each_module(tmp_path):
     np.testing.assert_allclose(module_activity(lazy, modules, block=300).values, direct)
     with pytest.raises(KeyError, match="not in lfc"):
         module_activity(lfc.isel(gene=slice(20, None)), modules)
+
+
+def test_cluster_test_with_one_group_reports_nothing_to_compare():
+    table = cluster_abundance_test(np.array([0.1, 0.3, 0.2]), np.array(["a", "a", "a"]))
+    row = table.iloc[0]
+    assert row["n_cells"] == 3 and np.isclose(row["mean_in"], 0.2)
+    assert np.isnan(row["mean_out"]) and np.isnan(row["difference"]) and np.isnan(row["pvalue"])
+    assert row["direction"] == "" and not row["significant"]

@@ -137,7 +137,8 @@ def cluster_abundance_test(
     n_out, s_out, ss_out = len(x) - n_in, xc.sum() - s_in, float(xc @ xc) - ss_in
 
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean_in, mean_out = s_in / n_in, s_out / n_out
+        mean_in = np.where(n_in > 0, s_in / n_in, np.nan)
+        mean_out = np.where(n_out > 0, s_out / n_out, np.nan)
         var_in = np.maximum(ss_in - s_in * mean_in, 0.0) / (n_in - 1)
         var_out = np.maximum(ss_out - s_out * mean_out, 0.0) / (n_out - 1)
         difference = mean_in - mean_out
@@ -151,6 +152,7 @@ def cluster_abundance_test(
     df = np.where(degenerate, n_in + n_out - 2, df)
     pvalue = np.where(tested, stats.t.sf(t, np.where(tested, df, 1.0)), np.nan)
     t, df = np.where(tested, t, np.nan), np.where(tested, df, np.nan)
+    difference = np.where(n_in * n_out > 0, difference, np.nan)
     padj = np.full(k, np.nan)
     if tested.any():
         padj[tested] = stats.false_discovery_control(pvalue[tested], method="bh")
@@ -165,7 +167,9 @@ def cluster_abundance_test(
             "df": df,
             "pvalue": pvalue,
             "padj": padj,
-            "direction": np.where(difference > 0, "enriched", "depleted"),
+            "direction": np.where(
+                np.isnan(difference), "", np.where(difference > 0, "enriched", "depleted")
+            ),
             "significant": np.nan_to_num(padj, nan=1.0) < alpha,
         }
     )
