@@ -38,6 +38,22 @@ logger = logging.getLogger(__name__)
 DA_REFERENCE_CELLS = 100_000
 
 
+def da_reference_cap(model: MrVI, adata: ad.AnnData) -> int | None:
+    """Return the cells per sample of DA's aggregated posteriors (``None``: all of them).
+
+    All up to :data:`DA_REFERENCE_CELLS` cells, else about ``DA_REFERENCE_CELLS / S`` each (logged).
+    """
+    if adata.n_obs <= DA_REFERENCE_CELLS:
+        return None
+    max_cells = math.ceil(DA_REFERENCE_CELLS / len(model.registry.samples))
+    logger.info(
+        "DA: %d cells; aggregated posteriors from at most %d cells per sample",
+        adata.n_obs,
+        max_cells,
+    )
+    return max_cells
+
+
 def mrvi_distances(model: MrVI, adata: ad.AnnData, spec: DatasetSpec) -> xr.DataArray:
     """Mean local sample distance matrix per ``labels_key`` group (one group without labels)."""
     return local_sample_distances(
@@ -74,14 +90,7 @@ def mrvi_da(model: MrVI, adata: ad.AnnData, spec: DatasetSpec) -> xr.Dataset:
             "sample_covariates to name an obs column constant within each sample with two values"
         )
         raise ValueError(msg)
-    max_cells = None
-    if adata.n_obs > DA_REFERENCE_CELLS:
-        max_cells = math.ceil(DA_REFERENCE_CELLS / len(model.registry.samples))
-        logger.info(
-            "DA: %d cells; aggregated posteriors from at most %d cells per sample",
-            adata.n_obs,
-            max_cells,
-        )
+    max_cells = da_reference_cap(model, adata)
     return differential_abundance_binary(
         model,
         adata,

@@ -35,6 +35,7 @@ from mrvi_repro.analysis import (
 from mrvi_repro.data.contract import per_sample
 
 from ._comparison_spec import CLUSTER_OF, DAComparisonSpec, DEComparisonSpec, SampleGroupsSpec
+from .analysis import da_reference_cap
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -62,10 +63,6 @@ GROUP_TEST_COLUMNS = (
     "u",
     "pvalue",
 )
-
-#: Cells up to which DA's aggregated posteriors use every cell; above, about this many in all
-#: (as rule differential_abundance).
-DA_REFERENCE_CELLS = 100_000
 
 
 def _cells_matching(adata: ad.AnnData, cells: dict[str, tuple[str, ...]]) -> np.ndarray:
@@ -347,7 +344,8 @@ def run_da_comparison(
     """One named DA comparison: per-cell log ratios and the cluster-level test.
 
     Every cell of its sample defines a sample's aggregated posterior (above
-    :data:`DA_REFERENCE_CELLS` cells, a seeded subset of about that many); the log ratios are
+    :data:`~mrvi_repro.pipeline.analysis.DA_REFERENCE_CELLS` cells, a seeded subset of about that
+    many, as rule ``differential_abundance``); the log ratios are
     reported for the comparison's cells, and tested per ``groupby`` group (default
     ``labels_key``; all selected cells as one group without labels).
     """
@@ -366,9 +364,7 @@ def run_da_comparison(
             )
             raise ValueError(msg)
         b, a = (levels[0],), (levels[1],)
-    max_cells = None
-    if adata.n_obs > DA_REFERENCE_CELLS:
-        max_cells = math.ceil(DA_REFERENCE_CELLS / len(model.registry.samples))
+    max_cells = da_reference_cap(model, adata)
     da = differential_abundance(
         model,
         adata,
