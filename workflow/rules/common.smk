@@ -308,7 +308,7 @@ def baselines_entry(*sections):
 
 
 def resource_path(key):
-    """Where rule download puts a registry resource (in stand-in mode: its stand-in's path)."""
+    """Where a registry resource is put: by `download`, or by its stand-in writer in stand-in mode."""
     if STANDINS:
         return f"resources/standins/{key}"
     return expand(rules.download.output[0], resource=key)[0]
