@@ -137,15 +137,16 @@ def test_subsampled_aggregated_posteriors(tiny_semi, tiny_semi_mrvi):
     counts = tiny_semi.obs["sample_assignment"].value_counts()
     same = aggregated_log_probs(model, tiny_semi, max_cells_per_sample=int(counts.max()))
     np.testing.assert_allclose(same, full, rtol=1e-6)
-    # a small cap estimates the same densities: with 60 of each sample's ~94 cells (measured on
-    # this 40-epoch fit: r 0.988 with all cells; with 30 cells r fell to 0.28, the posteriors
-    # (median scale 0.22) being too narrow for a third of the cells to cover the space)
-    capped = aggregated_log_probs(model, tiny_semi, max_cells_per_sample=60, seed=1)
+    # a cap estimates the same densities: 70 cells subsample three quarters of the samples (59 to
+    # 138 cells, mean 94). Measured on this 40-epoch fit, r with all cells 0.992 and the planted
+    # DA pattern kept; with fewer cells the narrow posteriors (median scale 0.22) no longer cover
+    # a sample's cells: r 0.988 but the pattern lost at 60, r 0.28 and DA PR-AUC 0.53 at 30
+    capped = aggregated_log_probs(model, tiny_semi, max_cells_per_sample=70, seed=1)
     assert np.isfinite(capped).all()
     assert np.corrcoef(capped.ravel(), full.ravel())[0, 1] > 0.95
     # and the DA ratios keep their planted pattern
     da = differential_abundance(
-        model, tiny_semi, covariate="covariate_2_strong", max_cells_per_sample=60, seed=1
+        model, tiny_semi, covariate="covariate_2_strong", max_cells_per_sample=70, seed=1
     )
     _check_planted_da(da["log_ratio"].values, tiny_semi)
     with pytest.raises(ValueError, match="max_cells_per_sample must be positive"):
