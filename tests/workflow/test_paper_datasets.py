@@ -121,5 +121,9 @@ def test_paper_config_lists_the_full_dag(repo, snakemake):
         for line in out.splitlines()
         if len(line.split()) == 2 and line.split()[1].isdigit()
     )
-    assert jobs["download"] == "25" and jobs["sciplex_screen"] == "1"
+    # 25 input files and the Hallmark gene sets of the COVID-19 entry's GSEA
+    assert jobs["download"] == "26" and jobs["sciplex_screen"] == "1"
+    # the COVID-19 and IBD entries' comparisons
+    assert jobs["sample_groups"] == "1" and jobs["de_comparison"] == "2"
+    assert jobs["da_comparison"] == "3"
     assert jobs["preprocess_dataset"] == "6" and jobs["fit_mrvi"] == "6"
