@@ -58,6 +58,7 @@ def build_dataset(spec: DatasetSpec, inputs: Mapping[str, Any]) -> ad.AnnData:
         paths; for a sci-Plex cell line the screen's ``.h5ad``); ``sample_metadata`` and
         ``cell_cycle_genes`` when the entry reads them.
     """
+    logger.info("dataset %r: %s", spec.name, spec.description or "(no description)")
     if isinstance(spec.recipe, SciplexRecipe):
         adata = sciplex_cell_line(
             read_h5ad(inputs["source"]), spec.recipe, inputs["cell_cycle_genes"]
