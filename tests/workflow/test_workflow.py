@@ -404,7 +404,7 @@ def test_full_run_of_a_tiny_config(repo, tmp_path, snakemake):
     assert set(pr["method"]) == {"mrvi", "mrvi_per_dimension", "milo"}
     assert pr["recall"].between(0, 1).all()
     mine_summary = pd.read_csv(results / "mine" / "metrics" / "summary.tsv", sep="\t")
-    assert set(mine_summary["method"]) == {"mrvi", "scvi", "pca"}
+    assert set(mine_summary["method"]) == {"mrvi", "mrvi_celltype_prior", "scvi", "pca"}
     assert "silhouette_sample" in set(mine_summary["metric"])  # the user's data has batches
     # figures: Fig. 2 panels for the semi-synthetic set only; metric tables and run times for both
     png = b"\x89PNG\r\n\x1a\n"
