@@ -32,6 +32,39 @@ def _snakemake(repo, *args, cwd=None, timeout=900):
     return res.returncode, res.stdout
 
 
+#: Rules that ask for more than one thread: run with one each, so that two jobs overlap on 2
+#: cores (most test jobs are bound by their start, imports and compilation, not by their cores).
+MULTI_THREAD_RULES = (
+    "preprocess_dataset",
+    "sciplex_screen",
+    "fit_mrvi",
+    "fit_mrvi_variant",
+    "latent_mrvi",
+    "latent_mrvi_variant",
+    "sample_distances",
+    "differential_abundance",
+    "differential_expression",
+    "stratify_cells",
+    "sample_groups",
+    "de_comparison",
+    "da_comparison",
+    "fit_scvi",
+    "representations",
+    "composition_distances",
+    "deseq2_pseudobulk",
+    "milo",
+    "milode",
+    "integration_metrics",
+    "embeddings_2d",
+)
+
+
+@pytest.fixture(scope="session")
+def one_thread():
+    """Snakemake arguments that give every rule of :data:`MULTI_THREAD_RULES` one thread."""
+    return ("--set-threads", *(f"{rule}=1" for rule in MULTI_THREAD_RULES))
+
+
 @pytest.fixture(scope="session")
 def snakemake():
     """``snakemake(repo, *args, cwd=None, timeout=900)`` -> (exit code, output)."""

@@ -30,46 +30,16 @@ pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 ENTRIES = ("covid", "sciplex_A549", "ibd")
 
-#: One thread per job, so that two jobs overlap on 2 cores (most jobs are bound by their start:
-#: imports and compilation, not by the cores the rules ask for).
-ONE_THREAD = (
-    "--set-threads",
-    *(
-        f"{rule}=1"
-        for rule in (
-            "fit_mrvi",
-            "latent_mrvi",
-            "sample_distances",
-            "differential_abundance",
-            "differential_expression",
-            "stratify_cells",
-            "sample_groups",
-            "de_comparison",
-            "da_comparison",
-            "fit_scvi",
-            "representations",
-            "composition_distances",
-            "deseq2_pseudobulk",
-            "milo",
-            "milode",
-            "integration_metrics",
-            "embeddings_2d",
-            "preprocess_dataset",
-            "sciplex_screen",
-        )
-    ),
-)
-
 
 @pytest.fixture(scope="module")
-def run(repo, tmp_path_factory, snakemake):
+def run(repo, tmp_path_factory, snakemake, one_thread):
     """(results folder, truth folder) of one run of config/standins.yaml."""
     work = tmp_path_factory.mktemp("standins")
     rc, out = snakemake(
         repo,
         "--cores",
         "2",
-        *ONE_THREAD,
+        *one_thread,
         "--directory",
         work,
         "--configfile",

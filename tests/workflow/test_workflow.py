@@ -72,34 +72,6 @@ REPORTING = {
 }
 
 
-#: One core per model job, so that two datasets' jobs overlap on 2 cores (the rules ask for more).
-ONE_THREAD = (
-    "--set-threads",
-    *(
-        f"{rule}=1"
-        for rule in (
-            "fit_mrvi",
-            "latent_mrvi",
-            "sample_distances",
-            "differential_abundance",
-            "differential_expression",
-            "stratify_cells",
-            "de_comparison",
-            "da_comparison",
-            "fit_mrvi_variant",
-            "latent_mrvi_variant",
-            "fit_scvi",
-            "representations",
-            "deseq2_pseudobulk",
-            "milo",
-            "milode",
-            "integration_metrics",
-            "embeddings_2d",
-        )
-    ),
-)
-
-
 def jobs(out, *, reporting=False):
     """Rule -> number of jobs, from the job table of a (dry) run, without `all` (and without the
     metric and figure rules of REPORTING unless asked)."""
@@ -159,7 +131,7 @@ def test_missing_dataset_file(repo, tmp_path, snakemake):
     assert rc != 0 and "entry file" in out and "not found" in out
 
 
-def test_full_run_of_a_tiny_config(repo, tmp_path, snakemake):
+def test_full_run_of_a_tiny_config(repo, tmp_path, snakemake, one_thread):
     # a simulated semi-synthetic dataset and a user's own .h5ad, side by side
     user = simulate_base(
         SimulationParams(n_cells=800, n_genes=300, n_samples=4, n_batches=2, seed=2)
@@ -222,7 +194,7 @@ def test_full_run_of_a_tiny_config(repo, tmp_path, snakemake):
     }
     config = write_config(tmp_path, {"tiny": semi, "mine": mine})
     rc, out = snakemake(
-        repo, "--cores", "2", *ONE_THREAD, "--directory", tmp_path, "--configfile", config
+        repo, "--cores", "2", *one_thread, "--directory", tmp_path, "--configfile", config
     )
     assert rc == 0, out[-5000:]
 
@@ -467,7 +439,9 @@ def test_full_run_of_a_tiny_config(repo, tmp_path, snakemake):
     assert not {"fit_scvi", "representations", "deseq2_pseudobulk", "milo"} & set(jobs(out)), out
 
 
-def test_small_cohorts_run_the_default_target_with_only_their_keys(repo, tmp_path, snakemake):
+def test_small_cohorts_run_the_default_target_with_only_their_keys(
+    repo, tmp_path, snakemake, one_thread
+):
     # a 4-sample and a 10-sample cohort (the sizes that failed with n_pcs = 50), each entry with
     # only the required keys, one two-valued covariate and few epochs: every size-bound default
     # is capped to what the data allow, and each cap is logged with its key
@@ -496,7 +470,7 @@ def test_small_cohorts_run_the_default_target_with_only_their_keys(repo, tmp_pat
         repo,
         "--cores",
         "2",
-        *ONE_THREAD,
+        *one_thread,
         "--directory",
         tmp_path,
         "--configfile",

@@ -86,6 +86,17 @@ def _cells_matching(adata: ad.AnnData, cells: dict[str, tuple[str, ...]]) -> np.
     return mask
 
 
+def _cell_clusters(stratification: xr.Dataset, adata: ad.AnnData) -> pd.Series:
+    """Return the stratification's cluster of each cell of ``adata``, in its order."""
+    by_cell = pd.Series(
+        stratification["cell_cluster"].values, index=stratification["cell"].values
+    ).reindex(np.asarray(adata.obs_names, dtype=str))
+    if by_cell.isna().any():
+        msg = "the stratification does not cover every cell of the data"
+        raise ValueError(msg)
+    return by_cell
+
+
 def stratification_cluster(
     stratification: xr.Dataset, adata: ad.AnnData, cells: dict[str, tuple[str, ...]]
 ) -> str:
@@ -94,12 +105,7 @@ def stratification_cluster(
     if not selected.any():
         msg = f"no cell matches {cells}"
         raise ValueError(msg)
-    by_cell = pd.Series(
-        stratification["cell_cluster"].values, index=stratification["cell"].values
-    ).reindex(np.asarray(adata.obs_names, dtype=str))
-    if by_cell.isna().any():
-        msg = "the stratification does not cover every cell of the data"
-        raise ValueError(msg)
+    by_cell = _cell_clusters(stratification, adata)
     counts = by_cell[selected].value_counts()
     cluster = str(counts.index[0])
     logger.info(
@@ -230,10 +236,7 @@ def _selected_cells(
         (name,) = comparison.cells[CLUSTER_OF]
         item = next(g for g in spec.comparisons.sample_groups if g.name == name)
         cluster = stratification_cluster(stratification, adata, item.cells)
-        by_cell = pd.Series(
-            stratification["cell_cluster"].values, index=stratification["cell"].values
-        ).reindex(np.asarray(adata.obs_names, dtype=str))
-        mask &= (by_cell == cluster).to_numpy()
+        mask &= (_cell_clusters(stratification, adata) == cluster).to_numpy()
     if not mask.any():
         msg = f"{comparison.name}: no cell is selected by cells {dict(comparison.cells)}"
         raise ValueError(msg)
