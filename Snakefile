@@ -54,6 +54,10 @@
 #                                               (+ their records da.tsv, de.tsv, tree.tsv)
 #   results/{dataset}/figures/*.png             Fig. 2 panels (semi-synthetic), metric tables, run
 #                                               time; figures/data/umap.tsv.gz: 2-D UMAPs of u, z
+#   results/{dataset}/figures/fig3/             entries asking for fig3: the cohort figure's panels
+#                                               (*.png) and fig3f_module_genes.tsv
+#   results/{dataset}/metrics/claims.tsv        entries asking for fig3: the paper's statements
+#                                               checked (claim, paper, ours, margin, holds)
 #   results/{dataset}/logs/{rule}.log           log of each rule
 #   results/{dataset}/benchmarks/{rule}.tsv     Snakemake benchmark (time, memory) of each rule
 #
@@ -63,8 +67,9 @@
 # sign-in are placed by hand in resources/manual/ (the rule's error says which and where).
 #
 # Further wildcards become path levels: logs/{rule}/{wildcard}.log, benchmarks/{rule}/{wildcard}.tsv.
-# Targets: `all` (default), `fig2` (Fig. 2 panels of the semi-synthetic datasets), `benchmarks`
-# (run time and memory per rule). `snakemake --report report.html` gathers every figure and table.
+# Targets: `all` (default), `fig2` (Fig. 2 panels of the semi-synthetic datasets), `fig3` (the
+# cohort figure and claims of the entries asking for it), `extended_data` (Extended Data figures made
+# so far), `benchmarks` (run time and memory per rule). `snakemake --report report.html` gathers every figure and table.
 
 import os
 

@@ -73,6 +73,20 @@ def test_covid_entry(repo, files, caplog):
     )
     # a patient sampled twice stays one sample
     assert (out.obs.groupby("patient_id", observed=True)["sample_id"].nunique() == 2).sum() == 2
+    # days_from_onset: each patient's earliest day (the twice-sampled ones differ by 4 days), as
+    # text; healthy patients keep "Healthy"
+    per_cell = pd.to_numeric(out.obs["Days_from_onset"].astype(str), errors="coerce")
+    earliest = per_cell.groupby(out.obs["patient_id"].astype(str)).min()
+    derived = out.obs.groupby("patient_id", observed=True)["days_from_onset"].agg(set)
+    for patient, days in derived.items():
+        assert len(days) == 1
+        value = next(iter(days))
+        if np.isnan(earliest[patient]):
+            assert value == "Healthy"
+        else:
+            assert float(value) == earliest[patient]
+    twice = out.obs.groupby("patient_id", observed=True)["Days_from_onset"].nunique()
+    assert (twice == 2).sum() == 2  # the raw column varies within those two patients
 
 
 def test_covid_subset_reads_only_kept_cells(files):

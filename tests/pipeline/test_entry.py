@@ -37,6 +37,7 @@ from mrvi_repro.settings.data import (
     SubsetSpec,
     TenxMtxTarSource,
 )
+from mrvi_repro.settings.figures import CohortClaimsSpec, Fig3Spec
 
 MINIMAL = {"source": {"kind": "simulate"}, "sample_key": "sample"}
 
@@ -73,6 +74,7 @@ SECTIONS = (
         "config",
     }
     | {"analysis", "distances", "da", "de", "stratify", "comparisons"}
+    | {"figures", "compartments", "claims"}
 )
 
 
@@ -89,6 +91,8 @@ SECTIONS = (
         (SubsetSpec, ("properties", "subset")),
         (SampleMetadataSpec, ("properties", "sample_metadata")),
         (CovidRecipe, ("$defs", "covid_recipe")),
+        (Fig3Spec, ("$defs", "fig3")),
+        (CohortClaimsSpec, ("$defs", "fig3", "properties", "claims")),
         (SciplexRecipe, ("$defs", "sciplex_recipe")),
         (IbdRecipe, ("$defs", "ibd_recipe")),
         (HVGParams, ("properties", "hvg")),

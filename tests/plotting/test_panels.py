@@ -24,9 +24,11 @@ from mrvi_repro.plotting import (
     discrete_colors,
     method_label,
     method_order,
+    plot_alluvial,
     plot_distance_heatmap,
     plot_distribution,
     plot_embedding,
+    plot_group_values,
     plot_lfc_scatter,
     plot_metric_table,
     plot_pr_curves,
@@ -117,6 +119,31 @@ def sample_groups(k: int = 7) -> dict[str, str]:
     return {f"sample_{i}": f"G{i % 3 + 1}" for i in range(k - 1)}
 
 
+def sample_annotations(k: int = 7) -> dict[str, dict[str, object]]:
+    # a numeric track with a non-number (healthy samples), and a categorical one
+    days = {f"sample_{i}": str(2 + 3 * i) for i in range(k - 2)}
+    days |= {f"sample_{k - 2}": "Healthy", f"sample_{k - 1}": "Healthy"}
+    status = {f"sample_{i}": "Covid" if i < k - 2 else "Healthy" for i in range(k)}
+    return {"days": days, "status": status}
+
+
+def alluvial_table() -> pd.DataFrame:
+    # cells: B -> cluster 2; CD14/CD16 -> cluster 0; T -> cluster 1; a few strays
+    return pd.DataFrame(
+        {
+            "label": ["CD14", "CD16", "T", "B", "T", "CD14"],
+            "cluster": ["0", "0", "1", "2", "0", "2"],
+            "n": [500.0, 150.0, 800.0, 300.0, 40.0, 5.0],
+        }
+    )
+
+
+def group_values_table() -> pd.DataFrame:
+    return pd.DataFrame(
+        {"group": ["g1"] * 6 + ["g2"] * 6 + ["g3"], "days": [*range(2, 8), *range(15, 21), np.nan]}
+    )
+
+
 def runtime_table() -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -153,6 +180,13 @@ BUILDERS = {
     "distribution": lambda: plot_distribution(distribution_table(), "subset", "lr", title="DA"),
     "distribution_clipped": lambda: plot_distribution(
         distribution_table(), "subset", "lr", limit_quantiles=(0.01, 0.99)
+    ),
+    "heatmap_annotations": lambda: plot_distance_heatmap(
+        *distance_table()[:2], groups=sample_groups(), annotations=sample_annotations()
+    ),
+    "alluvial": lambda: plot_alluvial(alluvial_table(), "label", "cluster", title="flows"),
+    "group_values": lambda: plot_group_values(
+        group_values_table(), "group", "days", title="onset", subtitle="p = 0.01"
     ),
     "metric_table": lambda: plot_metric_table(metric_table()),
     "runtime": lambda: plot_runtime(runtime_table()),
@@ -255,10 +289,13 @@ def test_discrete_colors():
 
 
 def test_module_imports_no_stage():
-    """Plotting draws tables: of the package it imports only the shared names of settings/."""
+    """Plotting draws tables: of the package it imports only the shared names of settings/ and
+    the floor below it, metrics/ (the cohort figure's tests)."""
 
     def allowed(module: str) -> bool:
-        return not module.startswith("mrvi_repro") or module.startswith("mrvi_repro.settings")
+        return not module.startswith("mrvi_repro") or module.startswith(
+            ("mrvi_repro.settings", "mrvi_repro.metrics")
+        )
 
     folder = Path(plotting.__file__).parent
     for source in folder.glob("*.py"):
@@ -600,3 +637,72 @@ def test_distribution_group_without_density_gets_box_only(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "only one value" density warning
         save_figure(plot, tmp_path / "d.png", width=2, height=2, dpi=50)
+
+
+# --- cohort panels --------------------------------------------------------------------------
+
+
+def test_heatmap_annotation_tracks():
+    table, linkage, names = distance_table()
+    plot = plot_distance_heatmap(
+        table, linkage, groups=sample_groups(), annotations=sample_annotations()
+    )
+    bars = [
+        la
+        for la in plot.layers
+        if type(la.geom).__name__ == "geom_tile" and "fill" in la.geom.aes_params
+    ]
+    cells = pd.concat([la.geom.data.assign(fill=la.geom.aes_params["fill"]) for la in bars])
+    n = len(names)
+    # groups nearest the matrix (x = -0.1, and above the columns), then days, then status
+    rows = cells[cells["y"] <= n]
+    assert sorted(rows["x"].unique()) == [-2.1, -1.1, -0.1]
+    days = rows[rows["x"] == -1.1].set_index("group")
+    # 5 numbers in 4 quantile bins along one sequential map, the 2 healthy samples in grey
+    numeric = [g for g in days.index.unique() if "Healthy" not in g]
+    assert len(numeric) == 4 and all(g.startswith("days: ") for g in numeric)
+    assert days.loc["days: Healthy", "fill"].iloc[0] == "#BDBDBD"
+    assert len(days.loc[["days: Healthy"]]) == 2
+    status = rows[rows["x"] == -2.1]
+    assert set(status["group"]) == {"status: Covid", "status: Healthy"}
+    # one legend of every track's levels, and the tracks' names drawn above their bars
+    color = plot.scales.get_scales("color")
+    assert color.name == "Annotations"
+    assert {"status: Covid", "days: Healthy"} <= set(color.breaks)
+    texts = drawn_texts(plot)
+    assert {"days", "status"} <= set(texts)
+
+
+def test_alluvial_flows_conserve_cells_and_drop_small_pairs():
+    plot = plot_alluvial(alluvial_table(), "label", "cluster", left_order=["B"])
+    ribbons = next(la for la in plot.layers if type(la.geom).__name__ == "geom_ribbon")
+    flows = ribbons.geom.data
+    widths = (flows["ymax"] - flows["ymin"]).groupby(flows["flow"]).agg(["min", "max"])
+    # each flow keeps its width from left to right; 5 flows kept (the 5-cell pair is under 1 %)
+    np.testing.assert_allclose(widths["min"], widths["max"])
+    assert sorted(widths["min"].round(6)) == [40.0, 150.0, 300.0, 500.0, 800.0]
+    texts = drawn_texts(plot)
+    assert "B (300)" in texts and "0 (690)" in texts
+    caption = next(t for t in texts if t.startswith("Pairs under"))
+    assert "1,795" in caption and "(5 cells)" in caption
+    # B first on the left (the order given), then by size; clusters at their inflows' mean
+    # position: 2 (from B), 1 (from T), 0 (from CD14, CD16 and a few T)
+    left, right = (la.geom.data for la in plot.layers if type(la.geom).__name__ == "geom_rect")
+    assert list(left.sort_values("ymax", ascending=False)["category"]) == ["B", "T", "CD14", "CD16"]
+    assert list(right.sort_values("ymax", ascending=False)["category"]) == ["2", "1", "0"]
+    with pytest.raises(ValueError, match="every pair is below 99.0% of the total"):
+        plot_alluvial(alluvial_table(), "label", "cluster", min_fraction=0.99)
+
+
+def test_group_values_boxes_span_the_papers_percentiles():
+    plot = plot_group_values(group_values_table(), "group", "days", subtitle="p = 0.01")
+    box = next(la for la in plot.layers if type(la.geom).__name__ == "geom_boxplot").geom.data
+    g1 = box[box["group"] == "g1"].iloc[0]
+    values = np.arange(2, 8)
+    assert g1["middle"] == np.median(values)
+    assert g1["ymin"] == np.quantile(values, 0.05) and g1["ymax"] == np.quantile(values, 0.95)
+    # the sample without a value is dropped: no g3 box; every sample is a point
+    assert list(box["group"]) == ["g1", "g2"]
+    points = next(la for la in plot.layers if type(la.geom).__name__ == "geom_point").geom.data
+    assert len(points) == 12
+    assert any("p = 0.01" in t for t in drawn_texts(plot))

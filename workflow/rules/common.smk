@@ -14,7 +14,7 @@ from snakemake.exceptions import WorkflowError
 
 from mrvi_repro.data.download import DOWNLOAD_DEFAULTS, RegistryError, load_registry
 from mrvi_repro.pipeline import DatasetSpec, SpecError, check_schema, merge_entry
-from mrvi_repro.settings.names import FIG2_PANELS, REPRESENTATION_KEYS
+from mrvi_repro.settings.names import FIG2_PANELS, FIG3_PANELS, REPRESENTATION_KEYS
 
 SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
 
@@ -142,6 +142,8 @@ for _name, _spec in SPECS.items():
         SCIPLEX_SCREEN_OF[_name] = _screen.key()
 #: Datasets built by the semi-synthetic construction: scored against their planted truth (Fig. 2).
 SEMISYNTHETIC = [n for n, e in DATASETS.items() if e.get("semisynthetic") is not None]
+#: Datasets whose entry asks for the cohort figure (`figures: [fig3]`).
+FIG3 = [n for n, spec in SPECS.items() if spec.figures.fig3 is not None]
 
 
 wildcard_constraints:
@@ -167,13 +169,36 @@ if set(FIG2_REPORT_LABELS) != set(FIG2_PANELS):
     raise WorkflowError("FIG2_REPORT_LABELS must label every panel of FIG2_PANELS")
 
 
+#: Report labels of the cohort figure's panels (rule fig3_panels), in the paper's order.
+FIG3_REPORT_LABELS = {
+    "fig3a_cell_type": ("3a", "u and z by cell type"),
+    "fig3b_condition": ("3b", "u and z by condition"),
+    "fig3c_sankey": ("3c", "cell types -> stratification clusters"),
+    "fig3d_distances": ("3d", "donor-group cluster's sample distances"),
+    "supp3_distances_other": ("3d (Supp. 3)", "other clusters' sample distances"),
+    "ed1_onset": ("ED 1", "onset of the two case groups"),
+    "fig3e_da": ("3e", "DA on u"),
+    "supp4_da_by_label": ("3e (Supp. 4)", "DA per cell type"),
+    "fig3f_modules": ("3f.1", "DE modules on u"),
+}
+if set(FIG3_REPORT_LABELS) != set(FIG3_PANELS):
+    raise WorkflowError("FIG3_REPORT_LABELS must label every panel of FIG3_PANELS")
+
+
 def report_labels(panel, content):
     """Labels of a report item: its panel (the sort key in the report) and what it shows."""
     return {"panel": panel, "content": content}
 
 
 #: Sections of a dataset entry that say how models, analyses and baselines run, not what the data is.
-MODEL_SECTIONS = ("mrvi", "mrvi_variants", "baselines", "analysis", "comparisons")
+MODEL_SECTIONS = (
+    "mrvi",
+    "mrvi_variants",
+    "baselines",
+    "analysis",
+    "comparisons",
+    "figures",
+)
 
 
 def get_data_entry(wildcards):
@@ -291,6 +316,56 @@ def comparison_benchmarks(name):
         for item in getattr(spec, kind):
             files += expand(made_by.benchmark, dataset=name, comparison=item.name)
     return files
+
+
+def figures_entry(wildcards):
+    """Params of the figure rules: the comparisons' params and the `figures` section."""
+    entry = DATASETS[wildcards.dataset]
+    return {**comparisons_entry(wildcards), "figures": entry.get("figures")}
+
+
+def fig3_inputs(wildcards):
+    """Inputs of `fig3_panels` and `cohort_claims`: the outputs the cohort figure reads."""
+    name = wildcards.dataset
+    fig = SPECS[name].figures.fig3
+    if fig is None:
+        raise WorkflowError(
+            f"dataset {name!r} does not ask for fig3: add `figures: [fig3]` to its entry"
+        )
+
+    def one(pattern, **more):
+        return expand(pattern, dataset=name, **more)[0]
+
+    return {
+        "h5ad": one(rules.preprocess_dataset.output.h5ad),
+        "stratification": one(rules.stratify_cells.output[0]),
+        "sample_groups": one(rules.sample_groups.output.groups),
+        "da": [one(rules.da_comparison.output.da, comparison=c) for c in fig.da],
+        "da_tests": [
+            one(rules.da_comparison.output.test, comparison=c) for c in fig.da
+        ],
+        "de": one(rules.de_comparison.output.de, comparison=fig.de),
+        "modules": one(rules.de_comparison.output.modules, comparison=fig.de),
+        "integration": one(rules.integration_metrics.output[0]),
+    }
+
+
+def fig3_outputs(name):
+    """The files of dataset `name`'s cohort figure: panels, module table, claims, Supp. Fig. 2."""
+    return [
+        *expand(list(rules.fig3_panels.output), dataset=name),
+        *expand(rules.cohort_claims.output, dataset=name),
+        *expand(rules.metric_figures.output.integration, dataset=name),
+    ]
+
+
+def figure_benchmarks(name):
+    """The benchmark files of dataset `name`'s cohort-figure rules."""
+    if name not in FIG3:
+        return []
+    return expand(
+        [rules.fig3_panels.benchmark, rules.cohort_claims.benchmark], dataset=name
+    )
 
 
 def baselines_entry(*sections):
@@ -452,9 +527,11 @@ def _expand(patterns, name):
 def get_benchmark_files(wildcards):
     """Inputs of `runtime_figure`: the benchmark files of the dataset's rules."""
     name = wildcards.dataset
-    return _expand(
-        [r.benchmark for r in dataset_rules(name) if r.rule.benchmark], name
-    ) + comparison_benchmarks(name)
+    return (
+        _expand([r.benchmark for r in dataset_rules(name) if r.rule.benchmark], name)
+        + comparison_benchmarks(name)
+        + figure_benchmarks(name)
+    )
 
 
 def get_final_outputs():
@@ -464,4 +541,5 @@ def get_final_outputs():
         for name in DATASETS
         for f in _expand([o for r in dataset_rules(name) for o in r.output], name)
         + comparison_outputs(name)
+        + (fig3_outputs(name) if name in FIG3 else [])
     ]

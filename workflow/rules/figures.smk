@@ -1,6 +1,8 @@
 # Figures (plotnine): results/{dataset}/figures/. Every final figure is in the Snakemake report
 # (`snakemake --report report.html`) with a caption saying what to look for. Target rules:
-# `fig2` (the semi-synthetic benchmark's panels) and `benchmarks` (run time and memory per rule).
+# `fig2` (the semi-synthetic benchmark's panels), `fig3` (the cohort figure of every entry whose
+# `figures` list asks for it, with its claims table), `extended_data` (every Extended Data figure
+# made so far) and `benchmarks` (run time and memory per rule).
 
 
 rule embeddings_2d:
@@ -56,6 +58,71 @@ rule fig2_panels:
         runtime=grow(20, 0.05),
     script:
         "../scripts/fig2_panels.py"
+
+
+rule fig3_panels:
+    input:
+        unpack(fig3_inputs),
+        umap=rules.embeddings_2d.output[0],
+    output:
+        **{
+            panel: report(
+                f"results/{{dataset}}/figures/fig3/{panel}.png",
+                caption=f"../report/{panel}.rst",
+                category="Figure 3",
+                subcategory="{dataset}",
+                labels=report_labels(*FIG3_REPORT_LABELS[panel]),
+            )
+            for panel in FIG3_PANELS
+        },
+        module_genes=report(
+            "results/{dataset}/figures/fig3/fig3f_module_genes.tsv",
+            caption="../report/fig3f_module_genes.rst",
+            category="Figure 3",
+            subcategory="{dataset}",
+            labels=report_labels("3f.2", "genes of each DE module"),
+        ),
+    log:
+        "results/{dataset}/logs/fig3_panels.log",
+    benchmark:
+        "results/{dataset}/benchmarks/fig3_panels.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=grow(4000, 10),
+        runtime=grow(30, 0.1),
+    params:
+        entry=figures_entry,
+    script:
+        "../scripts/fig3_panels.py"
+
+
+rule cohort_claims:
+    input:
+        unpack(fig3_inputs),
+    output:
+        report(
+            "results/{dataset}/metrics/claims.tsv",
+            caption="../report/claims.rst",
+            category="Claims",
+            subcategory="{dataset}",
+            labels=report_labels("1", "the paper's statements checked"),
+        ),
+    log:
+        "results/{dataset}/logs/cohort_claims.log",
+    benchmark:
+        "results/{dataset}/benchmarks/cohort_claims.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=grow(4000, 5),
+        runtime=grow(20, 0.05),
+    params:
+        entry=figures_entry,
+    script:
+        "../scripts/cohort_claims.py"
 
 
 rule metric_figures:
@@ -115,6 +182,16 @@ rule runtime_figure:
 rule fig2:
     input:
         expand(list(rules.fig2_panels.output), dataset=SEMISYNTHETIC),
+
+
+rule fig3:
+    input:
+        [f for name in FIG3 for f in fig3_outputs(name)],
+
+
+rule extended_data:
+    input:
+        expand(rules.fig3_panels.output.ed1_onset, dataset=FIG3),
 
 
 rule benchmarks:

@@ -53,14 +53,43 @@ def require_columns(obs: pd.DataFrame, columns: Iterable[str], *, what: str) -> 
 
 
 def covid_covariates(adata: ad.AnnData, recipe: CovidRecipe) -> ad.AnnData:
-    """Add ``age_int``: the lower bound of the ``Age_interval`` strings (``"(20, 29]"`` -> 20).
+    """Add ``age_int`` and ``days_from_onset`` (see :class:`~mrvi_repro.settings.data.CovidRecipe`).
+
+    ``age_int``: the lower bound of the ``Age_interval`` strings (``"(20, 29]"`` -> 20).
+    ``days_from_onset``: per patient, the earliest numeric ``Days_from_onset`` (a patient sampled
+    twice has two), as a string; a patient with no numeric value keeps its first value
+    (``Healthy``, ``Not_known``).
 
     Raises
     ------
     SchemaError
-        If the column is missing or a value is not an interval.
+        If a column is missing or an age value is not an interval.
     """
-    require_columns(adata.obs, [recipe.age_column], what="the COVID-19 data's obs")
+    require_columns(
+        adata.obs,
+        [recipe.age_column, recipe.onset_column, recipe.patient_column],
+        what="the COVID-19 data's obs",
+    )
+    patients = adata.obs[recipe.patient_column].astype(str)
+    raw = adata.obs[recipe.onset_column].astype(str)
+    days = pd.to_numeric(raw, errors="coerce")
+    earliest = days.groupby(patients.to_numpy()).min()
+    first = raw.groupby(patients.to_numpy()).first()
+    per_patient = pd.Series(
+        [
+            first[p] if np.isnan(d) else f"{d:g}"
+            for p, d in zip(earliest.index, earliest.to_numpy(), strict=True)
+        ],
+        index=earliest.index,
+    )
+    adata.obs["days_from_onset"] = pd.Categorical(patients.map(per_patient).to_numpy())
+    logger.info(
+        "days_from_onset (earliest %s per %s): %d patients with a number of days, others %s",
+        recipe.onset_column,
+        recipe.patient_column,
+        int(earliest.notna().sum()),
+        sorted(per_patient[earliest.isna()].unique()),
+    )
     values = adata.obs[recipe.age_column].astype(str)
     parsed = values.str.extract(_AGE, expand=False)
     bad = sorted(values[parsed.isna()].unique())

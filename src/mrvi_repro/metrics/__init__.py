@@ -27,6 +27,16 @@ from ._claims import (
     claims_table,
     summary_values,
 )
+from ._cohort import (
+    CohortResults,
+    case_groups,
+    cohort_claims,
+    cohort_summary,
+    contrast_ends,
+    module_of,
+    onset_test,
+    separation_test,
+)
 from ._integration import (
     INTEGRATION_COLUMNS,
     INTEGRATION_METRICS,
@@ -56,6 +66,14 @@ from ._semisynthetic import (
 )
 
 __all__ = [
+    "CohortResults",
+    "case_groups",
+    "cohort_claims",
+    "cohort_summary",
+    "contrast_ends",
+    "module_of",
+    "onset_test",
+    "separation_test",
     "CLAIM_COLUMNS",
     "SEMISYNTHETIC_CLAIMS",
     "VERDICT_COLUMNS",

@@ -136,7 +136,8 @@ def derive_sample_groups(
     For each ``comparisons.sample_groups`` item: the cluster holding most of its cells, that
     cluster's Ward groups of samples (``n_groups``), named ``g1``, ``g2``, ... in leaf order or by
     the increasing median of ``order_by``; then a Mann-Whitney U test of each ``compare`` covariate
-    between every two groups.
+    between every two groups (groups where it is never a number, e.g. days since symptom onset of
+    healthy donors, are left out of its tests).
 
     Returns
     -------
@@ -163,7 +164,15 @@ def derive_sample_groups(
         )
         for covariate in item.compare:
             values = pd.to_numeric(table[covariate], errors="coerce")
-            for a, b in combinations(sorted(out[item.name].unique()), 2):
+            has = values.reindex(out.index).notna().groupby(out[item.name]).any()
+            if not has.all():
+                logger.info(
+                    "%s: %s is not a number for any sample of group(s) %s: not compared",
+                    item.name,
+                    covariate,
+                    sorted(has.index[~has]),
+                )
+            for a, b in combinations(sorted(has.index[has]), 2):
                 row = compare_sample_groups(values, out[item.name], group_a=b, group_b=a).iloc[0]
                 tests.append(
                     (item.name, cluster, covariate, b, a, row["n_a"], row["n_b"])
@@ -381,7 +390,14 @@ def run_da_comparison(
     )
     mask = _selected_cells(adata, spec, comparison, stratification)
     da = da.isel(cell=np.flatnonzero(mask))
-    da.attrs.update({"comparison": name, "group_a": ",".join(a), "group_b": ",".join(b)})
+    da.attrs.update(
+        {
+            "comparison": name,
+            "group_a": ",".join(a),
+            "group_b": ",".join(b),
+            "delta": comparison.delta,
+        }
+    )
     groupby = comparison.groupby or spec.labels_key
     groups = (
         np.full(int(mask.sum()), "all")

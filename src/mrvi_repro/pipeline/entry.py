@@ -34,6 +34,7 @@ from mrvi_repro.settings.data import (
     SubsetSpec,
     TenxMtxTarSource,
 )
+from mrvi_repro.settings.figures import Fig3Spec, FiguresSpec
 from mrvi_repro.settings.model import MrVIConfig, SCVIConfig, TrainConfig
 from mrvi_repro.settings.names import DA_ESTIMATORS, LINKAGE_METHODS, REPRESENTATION_KEYS
 
@@ -380,6 +381,30 @@ class AnalysisSpec:
         return cls(**{k: _build(c, entry.get(k) or {}, f"{where}.{k}") for k, c in parts.items()})
 
 
+def _figures(entry: dict[str, Any], where: str) -> FiguresSpec:
+    """Parse the ``figures`` section against the parsed entry (its covariates, comparisons)."""
+    try:
+        requested = FiguresSpec.requested(entry.get("figures"), f"{where}: figures")
+        comparisons = entry.get("comparisons") or ComparisonsSpec()
+        figures = {
+            name: Fig3Spec.parse(
+                settings,
+                f"{where}: figures.{name}",
+                sample_covariates=tuple(entry.get("sample_covariates", ())),
+                sample_groups={g.name: g.compare for g in comparisons.sample_groups},
+                da=[c.name for c in comparisons.da],
+                de_with_modules=[c.name for c in comparisons.de if c.modules is not None],
+            )
+            for name, settings in requested.items()
+        }
+    except ValueError as err:
+        raise SpecError(str(err)) from err
+    if figures and entry.get("labels_key") is None:
+        msg = f"{where}: figures {sorted(figures)} need a labels_key (cell types of panels a, c)"
+        raise SpecError(msg)
+    return FiguresSpec(**figures)
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """One dataset entry of the workflow config.
@@ -394,7 +419,8 @@ class DatasetSpec:
     changed, scored beside it in the integration metrics), ``analysis`` how to analyse it and
     ``baselines`` how to run the baselines;
     ``comparisons`` names the DE and DA comparisons and the sample groups derived from the
-    stratification (:mod:`mrvi_repro.pipeline._comparison_spec`).
+    stratification (:mod:`mrvi_repro.pipeline._comparison_spec`); ``figures`` the paper's
+    figures drawn from them (:mod:`mrvi_repro.settings.figures`).
     """
 
     name: str
@@ -416,6 +442,7 @@ class DatasetSpec:
     baselines: BaselinesSpec = field(default_factory=BaselinesSpec)
     analysis: AnalysisSpec = field(default_factory=AnalysisSpec)
     comparisons: ComparisonsSpec = field(default_factory=ComparisonsSpec)
+    figures: FiguresSpec = field(default_factory=FiguresSpec)
 
     @classmethod
     def from_dict(cls, name: str, entry: dict[str, Any]) -> DatasetSpec:
@@ -509,6 +536,7 @@ class DatasetSpec:
                 raise SpecError(str(err)) from err
         else:
             entry.pop("comparisons", None)
+        entry["figures"] = _figures(entry, where)
         return cls(name=name, **entry)
 
     def with_mrvi_variant(self, name: str) -> DatasetSpec:

@@ -4,12 +4,15 @@ Every ``plot_*`` function takes one tidy :class:`pandas.DataFrame` (one row per 
 the columns named in its docstring), validates it (a missing column or an empty table raises
 :class:`ValueError`) and returns one :class:`plotnine.ggplot` panel in the :func:`theme_mrvi`
 theme; :func:`save_figure` writes a panel to PNG, PDF or SVG. The module only draws: it takes
-tables computed elsewhere and imports no stage (only the shared names of ``mrvi_repro.settings``). Methods are named and
+tables computed elsewhere; only :func:`cohort_figure` reads a stage below it (the cohort tests of
+:mod:`mrvi_repro.metrics`). Methods are named and
 coloured consistently across figures through :data:`METHOD_LABELS` and :data:`METHOD_COLORS`.
-:func:`semisynthetic_figure`, :func:`metric_figures` and :func:`runtime_figure` assemble the
-panels of whole figures from the workflow's result objects (xarray, TSV tables).
+:func:`semisynthetic_figure`, :func:`cohort_figure`, :func:`metric_figures` and
+:func:`runtime_figure` assemble the panels of whole figures from the workflow's result objects
+(xarray, TSV tables).
 """
 
+from ._cohort import cohort_figure, module_gene_table
 from ._figures import (
     FIG2_PANELS,
     LATENT_PANELS,
@@ -26,9 +29,11 @@ from ._figures import (
 from ._panels import (
     FIGURE_SUFFIXES,
     dendrogram_segments,
+    plot_alluvial,
     plot_distance_heatmap,
     plot_distribution,
     plot_embedding,
+    plot_group_values,
     plot_lfc_scatter,
     plot_metric_table,
     plot_pr_curves,
@@ -51,6 +56,10 @@ from ._theme import (
 )
 
 __all__ = [
+    "cohort_figure",
+    "module_gene_table",
+    "plot_alluvial",
+    "plot_group_values",
     "FIG2_PANELS",
     "LATENT_PANELS",
     "Panel",

@@ -30,6 +30,8 @@ from plotnine import (
     geom_hline,
     geom_path,
     geom_point,
+    geom_rect,
+    geom_ribbon,
     geom_segment,
     geom_step,
     geom_text,
@@ -53,6 +55,7 @@ from plotnine import (
     scale_y_discrete,
     theme,
 )
+from plotnine.composition import Compose
 from scipy.cluster import hierarchy
 
 from ._theme import (
@@ -61,6 +64,7 @@ from ._theme import (
     METHOD_COLORS,
     NA_COLOR,
     SUBSET_COLORS,
+    _hues,
     discrete_colors,
     method_label,
     method_order,
@@ -350,29 +354,106 @@ def dendrogram_segments(
     return segments
 
 
-def _group_bars(ordered: Sequence[str], groups: Mapping[str, str], title: str) -> list:
-    """Layers of the group colour bars of :func:`plot_distance_heatmap` and their legend.
+#: Sequential colour maps of the numeric annotation tracks (one per track, in turn).
+_TRACK_CMAPS = ("Blues", "Oranges", "Purples", "Greens", "Reds", "Greys")
+#: Numeric annotation tracks are drawn in at most this many quantile bins.
+_TRACK_BINS = 4
 
-    The distances own the fill scale, so each group's tiles get a fixed fill (one layer per group)
-    and the legend comes from invisible points with a colour scale of the same colours.
+
+def _format_number(v: float) -> str:
+    return f"{v:.0f}" if float(v).is_integer() else f"{v:.3g}"
+
+
+def _track_levels(
+    values: pd.Series, numeric_index: int, palette_offset: int = 0
+) -> tuple[pd.Series, dict[str, str], bool]:
+    """Return a track's level per sample (index), each level's colour, and if it was binned.
+
+    A track whose present values are mostly numbers (at least half, more than
+    :data:`_TRACK_BINS` distinct) is binned into quantile ranges (``"2-8"``) coloured along a
+    sequential map (the ``numeric_index``-th of :data:`_TRACK_CMAPS`); its other values
+    (``Healthy``) get greys. A categorical track's sorted levels get the discrete palette (the
+    first track) or, from ``palette_offset`` on, the palette followed by evenly spaced hues, so
+    that two categorical tracks never share a colour.
+    """
+    from matplotlib import colormaps
+
+    present = values.dropna().astype(str)
+    numbers = pd.to_numeric(present, errors="coerce")
+    if numbers.notna().sum() >= max(2, len(present) / 2) and numbers.nunique() > _TRACK_BINS:
+        valid = numbers.dropna()
+        bins = pd.qcut(valid, _TRACK_BINS, duplicates="drop")
+        intervals = list(bins.cat.categories)
+        lows = [valid[bins == iv].min() for iv in intervals]
+        highs = [valid[bins == iv].max() for iv in intervals]
+        names = [
+            _format_number(lo) if lo == hi else f"{_format_number(lo)}-{_format_number(hi)}"
+            for lo, hi in zip(lows, highs, strict=True)
+        ]
+        level = present.copy()
+        level[bins.index] = [names[intervals.index(iv)] for iv in bins]
+        cmap = colormaps[_TRACK_CMAPS[numeric_index % len(_TRACK_CMAPS)]]
+        shades = np.linspace(0.3, 0.9, len(names))
+        colors = {n: _hex(cmap(float(t))) for n, t in zip(names, shades, strict=True)}
+        others = sorted(set(level[numbers.isna()]))
+        greys = ["#BDBDBD", "#8C8C8C", "#D9D9D9", "#636363"]
+        colors |= {o: greys[i % len(greys)] for i, o in enumerate(others)}
+        return level, colors, True
+    levels = sorted(set(present))
+    if palette_offset == 0:
+        return present, discrete_colors(levels), False
+    pool = list(DISCRETE_PALETTE) + _hues(palette_offset + len(levels))
+    colors = dict(zip(levels, pool[palette_offset:], strict=False))
+    return present, colors, False
+
+
+def _hex(rgba: Sequence[float]) -> str:
+    return "#" + "".join(f"{round(255 * c):02X}" for c in rgba[:3])
+
+
+def _group_bars(
+    ordered: Sequence[str],
+    tracks: Sequence[tuple[str, Mapping[str, object]]],
+    title: str,
+    *,
+    top: bool,
+    text_size: float,
+) -> list:
+    """Layers of the annotation bars of :func:`plot_distance_heatmap` and their legend.
+
+    One bar per track left of the rows (the first track nearest the matrix, with its name above
+    it when there are several); with ``top``, the first track also above the columns. The
+    distances own the fill scale, so each level's tiles get a fixed fill (one layer per level)
+    and the legend comes from invisible points with a colour scale of the same colours; with
+    several tracks its entries are ``"<track>: <level>"``.
     """
     n = len(ordered)
-    label = [groups.get(s) for s in ordered]
-    present = [g for g in label if g is not None and not pd.isna(g)]
-    if not present:
-        msg = "plot_distance_heatmap: no sample of the matrix has a group"
-        raise ValueError(msg)
-    levels = _levels(pd.Series(present, dtype=object).astype(str), sort=True)
-    colors = discrete_colors(levels)
     pos = np.arange(1, n + 1, dtype=np.float64)
-    # bars 0.8 of a tile thick, 0.2 of a tile away from the matrix
-    bars = pd.concat(
-        [
-            pd.DataFrame({"x": -0.1, "y": pos[::-1], "group": label, "w": 0.8, "h": 1.0}),
-            pd.DataFrame({"x": pos, "y": n + 1.1, "group": label, "w": 1.0, "h": 0.8}),
-        ],
-        ignore_index=True,
-    ).dropna(subset=["group"])
+    frames, colors, n_numeric, n_categorical = [], {}, 0, 0
+    for k, (name, mapping) in enumerate(tracks):
+        values = pd.Series([mapping.get(s) for s in ordered], index=list(ordered), dtype=object)
+        values = values.where(values.notna() & (values.astype(str) != "nan"))
+        if not values.notna().any():
+            msg = f"plot_distance_heatmap: no sample of the matrix has a {name}"
+            raise ValueError(msg)
+        level, track_colors, numeric = _track_levels(values, n_numeric, n_categorical)
+        n_numeric += int(numeric)
+        n_categorical += 0 if numeric else len(track_colors)
+        prefix = f"{name}: " if len(tracks) > 1 else ""
+        entry = level.reindex(list(ordered)).map(lambda v, p=prefix: None if pd.isna(v) else p + v)
+        colors |= {prefix + lv: c for lv, c in track_colors.items()}
+        x = -0.1 - 1.0 * k
+        frames.append(
+            pd.DataFrame({"x": x, "y": pos[::-1], "group": entry.to_numpy(), "w": 0.8, "h": 1.0})
+        )
+        if top and k == 0:
+            frames.append(
+                pd.DataFrame(
+                    {"x": pos, "y": n + 1.1, "group": entry.to_numpy(), "w": 1.0, "h": 0.8}
+                )
+            )
+    bars = pd.concat(frames, ignore_index=True).dropna(subset=["group"])
+    levels = list(colors)
     bars["group"] = pd.Categorical(bars["group"].astype(str), categories=levels)
     layers: list = [
         geom_tile(
@@ -382,10 +463,31 @@ def _group_bars(ordered: Sequence[str], groups: Mapping[str, str], title: str) -
             fill=colors[lv],
         )
         for lv in levels
+        if (bars["group"] == lv).any()
     ]
+    if len(tracks) > 1:
+        names = pd.DataFrame(
+            {
+                "x": [-0.1 - 1.0 * k for k in range(len(tracks))],
+                "y": n + 0.7,
+                "label": [t for t, _ in tracks],
+            }
+        )
+        layers.append(
+            geom_text(
+                aes(x="x", y="y", label="label"),
+                data=names,
+                inherit_aes=False,
+                angle=90,
+                ha="center",
+                va="bottom",
+                size=text_size,
+            )
+        )
+    shown = [lv for lv in levels if (bars["group"] == lv).any()]
     layers += [
         geom_point(aes(x="x", y="y", color="group"), data=bars, inherit_aes=False, alpha=0.0),
-        scale_color_manual(values=colors, breaks=levels, name=title),
+        scale_color_manual(values={lv: colors[lv] for lv in shown}, breaks=shown, name=title),
         guides(color=guide_legend(override_aes={"alpha": 1.0, "size": 4, "shape": "s"})),
     ]
     return layers
@@ -403,6 +505,7 @@ def plot_distance_heatmap(
     limits: tuple[float, float] | None = None,
     groups: Mapping[str, str] | None = None,
     group_title: str = "group",
+    annotations: Mapping[str, Mapping[str, object]] | None = None,
 ) -> ggplot:
     """Heatmap of one sample-by-sample distance matrix, with its dendrogram above.
 
@@ -436,6 +539,11 @@ def plot_distance_heatmap(
         Samples without a group are left blank in the bars.
     group_title
         Title of the group legend.
+    annotations
+        Track name -> (sample -> value): more bars left of the rows, one per track, beyond the
+        ``groups`` bar (e.g. age, days since onset, status); tracks of mostly numbers are drawn
+        in quantile bins along a sequential colour map. One legend lists every track's levels
+        (``"<track>: <level>"``; titled ``group_title``, or ``"Annotations"`` without groups).
 
     Returns
     -------
@@ -474,9 +582,18 @@ def plot_distance_heatmap(
 
     plot = ggplot(df) + geom_tile(aes("sample_x", "sample_y", fill="distance"))
     top_row = n + 0.5  # upper edge of what is drawn so far
-    if groups is not None:
-        plot += _group_bars(ordered, groups, group_title)
-        top_row = n + 1.5  # the column bar ends at n + 1.1 + 0.4
+    tracks = ([(group_title, groups)] if groups is not None else []) + list(
+        (annotations or {}).items()
+    )
+    if tracks:
+        legend = group_title if groups is not None and not annotations else "Annotations"
+        plot += _group_bars(
+            ordered, tracks, legend, top=groups is not None, text_size=axis_text_size
+        )
+        if groups is not None:
+            top_row = n + 1.5  # the column bar ends at n + 1.1 + 0.4
+        if len(tracks) > 1:
+            top_row = max(top_row, n + 0.7 + 0.12 * max(len(t) for t, _ in tracks))
     if segments is not None:
         # Discrete positions are 1..n: leaves at x = 1..n, the dendrogram stacked above the top
         # row (y = n + 0.5, or the group bar's n + 1.5), its height a fraction of the heatmap's.
@@ -698,6 +815,28 @@ def plot_lfc_scatter(
     return _with_title(plot, title)
 
 
+def _group_values(
+    table: pd.DataFrame, group: str, value: str, what: str, *, sort: bool
+) -> pd.DataFrame:
+    """Return the rows with a finite value and a group: ``group`` (categorical) and ``value``.
+
+    Groups in :func:`_levels` order; a ValueError naming ``what`` when no row is left.
+    """
+    _check_table(table, [group, value], what)
+    values = _numeric(table, value, what).to_numpy()
+    keep = np.isfinite(values) & table[group].notna().to_numpy()
+    if not keep.any():
+        msg = f"{what}: no row has a finite {value!r} and a {group!r}"
+        raise ValueError(msg)
+    levels = _levels(table[group][keep], sort=sort)
+    return pd.DataFrame(
+        {
+            "group": pd.Categorical(table[group][keep].astype(str), categories=levels),
+            "value": values[keep],
+        }
+    )
+
+
 def plot_distribution(
     table: pd.DataFrame,
     group: str,
@@ -738,20 +877,9 @@ def plot_distribution(
     filled with the group's colour, and a narrow box plot (no outlier points) inside.
     """
     what = "plot_distribution"
-    _check_table(table, [group, value], what)
-    values = _numeric(table, value, what).to_numpy()
-    keep = np.isfinite(values) & table[group].notna().to_numpy()
-    if not keep.any():
-        msg = f"{what}: no row has a finite {value!r} and a {group!r}"
-        raise ValueError(msg)
-    levels = _levels(table[group][keep])
+    df = _group_values(table, group, value, what, sort=False)
+    levels = list(df["group"].cat.categories)
     colors = discrete_colors(levels)
-    df = pd.DataFrame(
-        {
-            "group": pd.Categorical(table[group][keep].astype(str), categories=levels),
-            "value": values[keep],
-        }
-    )
     plot = ggplot(df, aes("group", "value"))
     if hline is not None:
         plot += geom_hline(yintercept=float(hline), linetype="dashed", color="#666666", size=0.5)
@@ -960,12 +1088,283 @@ def plot_runtime(table: pd.DataFrame, *, title: str | None = None) -> ggplot:
 
 
 # --------------------------------------------------------------------------------------------
+# cohort panels: alluvial flows, per-group values
+# --------------------------------------------------------------------------------------------
+
+
+def _smoothstep(t: np.ndarray) -> np.ndarray:
+    return t * t * (3.0 - 2.0 * t)
+
+
+def plot_alluvial(
+    table: pd.DataFrame,
+    left: str,
+    right: str,
+    *,
+    weight: str = "n",
+    min_fraction: float = 0.01,
+    left_order: Sequence[str] | None = None,
+    right_order: Sequence[str] | None = None,
+    title: str | None = None,
+    left_title: str | None = None,
+    right_title: str | None = None,
+) -> ggplot:
+    """Alluvial (Sankey) diagram of how the categories of ``left`` flow into those of ``right``.
+
+    Parameters
+    ----------
+    table
+        One row per (left, right) pair (or per cell, with ``weight`` a column of ones): columns
+        ``left``, ``right`` and the numeric ``weight``; pairs are summed.
+    left, right
+        Columns of the two categorical axes (e.g. author cell types and stratification
+        clusters).
+    weight
+        Column of the pairs' weights (cell counts).
+    min_fraction
+        Pairs below this fraction of the total weight are dropped (the paper's 1 %); the caption
+        says how much was dropped.
+    left_order, right_order
+        Order of the categories top to bottom (default: left by decreasing weight, right by the
+        weighted mean position of its inflows, which keeps crossings few). Categories not listed
+        follow in the default order.
+    title, left_title, right_title
+        Plot title and the axes' titles (default: the column names).
+
+    Returns
+    -------
+    The plot: a stacked bar per axis (categories separated by small gaps, labelled with their
+    kept weight), ribbons between them with smooth (smoothstep) edges, filled by the left
+    category.
+    """
+    what = "plot_alluvial"
+    _check_table(table, [left, right, weight], what)
+    if not 0.0 <= min_fraction < 1.0:
+        msg = f"{what}: min_fraction must lie in [0, 1), got {min_fraction}"
+        raise ValueError(msg)
+    w = _numeric(table, weight, what)
+    pairs = (
+        pd.DataFrame({"l": table[left].astype(str), "r": table[right].astype(str), "w": w})
+        .dropna()
+        .groupby(["l", "r"], sort=False, as_index=False)["w"]
+        .sum()
+    )
+    total = float(pairs["w"].sum())
+    if total <= 0:
+        msg = f"{what}: the weights sum to {total}"
+        raise ValueError(msg)
+    kept = pairs[pairs["w"] >= min_fraction * total].copy()
+    if kept.empty:
+        msg = f"{what}: every pair is below {min_fraction:.1%} of the total"
+        raise ValueError(msg)
+    dropped = total - float(kept["w"].sum())
+
+    def order(column: str, given: Sequence[str] | None, default: list[str]) -> list[str]:
+        present = list(dict.fromkeys(kept[column]))
+        first = [str(c) for c in (given or []) if str(c) in present]
+        return first + [c for c in default if c not in first and c in present]
+
+    l_sizes = kept.groupby("l")["w"].sum()
+    l_levels = order("l", left_order, sorted(l_sizes.index, key=lambda c: (-l_sizes[c], c)))
+    # each right category at the weighted mean position of its inflows: few crossings
+    position = kept["l"].map(l_levels.index) * kept["w"]
+    barycentre = position.groupby(kept["r"]).sum() / kept.groupby("r")["w"].sum()
+    r_levels = order("r", right_order, sorted(barycentre.index, key=lambda c: (barycentre[c], c)))
+    gap = 0.02 * float(kept["w"].sum())
+
+    def stack(levels: list[str], sizes: pd.Series) -> dict[str, float]:
+        tops, y = {}, 0.0
+        for c in levels:
+            tops[c] = y  # distance from the top
+            y += float(sizes[c]) + gap
+        return tops
+
+    l_top = stack(l_levels, kept.groupby("l")["w"].sum())
+    r_top = stack(r_levels, kept.groupby("r")["w"].sum())
+    height = max(
+        max(l_top[c] + kept.loc[kept["l"] == c, "w"].sum() for c in l_levels),
+        max(r_top[c] + kept.loc[kept["r"] == c, "w"].sum() for c in r_levels),
+    )
+    kept["li"] = kept["l"].map(l_levels.index)
+    kept["ri"] = kept["r"].map(r_levels.index)
+    # within a left bar, flows in the order of their right category, and vice versa
+    l_off = kept.sort_values(["li", "ri"]).groupby("l")["w"].cumsum() - kept["w"]
+    r_off = kept.sort_values(["ri", "li"]).groupby("r")["w"].cumsum() - kept["w"]
+    kept["l_start"] = [l_top[c] for c in kept["l"]] + l_off.reindex(kept.index)
+    kept["r_start"] = [r_top[c] for c in kept["r"]] + r_off.reindex(kept.index)
+    bar = 0.06
+    t = np.linspace(0.0, 1.0, 40)
+    s = _smoothstep(t)
+    ribbons = []
+    for i, row in enumerate(kept.itertuples()):
+        top = row.l_start + (row.r_start - row.l_start) * s
+        ribbons.append(
+            pd.DataFrame(
+                {
+                    "x": bar + t * (1.0 - 2 * bar),
+                    "ymax": height - top,
+                    "ymin": height - top - row.w,
+                    "flow": i,
+                    "fill": row.l,
+                }
+            )
+        )
+    flows = pd.concat(ribbons, ignore_index=True)
+    flows["fill"] = pd.Categorical(flows["fill"], categories=l_levels)
+    colors = discrete_colors(l_levels)
+
+    def bars(levels: list[str], tops: dict[str, float], col: str, x0: float) -> pd.DataFrame:
+        sizes = kept.groupby(col)["w"].sum()
+        return pd.DataFrame(
+            {
+                "xmin": x0,
+                "xmax": x0 + bar,
+                "ymax": [height - tops[c] for c in levels],
+                "ymin": [height - tops[c] - sizes[c] for c in levels],
+                "label": [f"{c} ({int(round(sizes[c])):,})" for c in levels],
+                "category": levels,
+            }
+        )
+
+    lb = bars(l_levels, l_top, "l", 0.0)
+    rb = bars(r_levels, r_top, "r", 1.0 - bar)
+    plot = (
+        ggplot()
+        + geom_ribbon(
+            aes(x="x", ymin="ymin", ymax="ymax", group="flow", fill="fill"),
+            data=flows,
+            alpha=0.55,
+            size=0,
+        )
+        + geom_rect(
+            aes(xmin="xmin", xmax="xmax", ymin="ymin", ymax="ymax", fill="category"),
+            data=lb.assign(category=pd.Categorical(lb["category"], categories=l_levels)),
+            color="#333333",
+            size=0.2,
+        )
+        + geom_rect(
+            aes(xmin="xmin", xmax="xmax", ymin="ymin", ymax="ymax"),
+            data=rb,
+            fill="#666666",
+            color="#333333",
+            size=0.2,
+        )
+        + geom_text(
+            aes(x="xmin", y="(ymin + ymax) / 2", label="label"),
+            data=lb.assign(xmin=-0.02),
+            ha="right",
+            size=7,
+        )
+        + geom_text(
+            aes(x="xmax", y="(ymin + ymax) / 2", label="label"),
+            data=rb.assign(xmax=1.02),
+            ha="left",
+            size=7,
+        )
+        + annotate(
+            "text", x=bar / 2, y=height * 1.03, label=left_title or left, size=8, ha="center"
+        )
+        + annotate(
+            "text", x=1 - bar / 2, y=height * 1.03, label=right_title or right, size=8, ha="center"
+        )
+        + scale_fill_manual(values=colors, breaks=l_levels, guide=None)
+        + scale_x_continuous(limits=(-0.55, 1.45))
+        + labs(x="", y="")
+        + theme_mrvi()
+        + theme(
+            axis_text=element_blank(),
+            axis_ticks=element_blank(),
+            panel_grid=element_blank(),
+            panel_border=element_blank(),
+        )
+    )
+    if dropped > 0:
+        plot += labs(
+            caption=f"Pairs under {min_fraction:.0%} of all {int(round(total)):,} cells are "
+            f"not shown ({int(round(dropped)):,} cells)."
+        )
+        plot += theme(plot_caption=element_text(size=6.5, ha="left", color="#444444"))
+    return _with_title(plot, title)
+
+
+def plot_group_values(
+    table: pd.DataFrame,
+    group: str,
+    value: str,
+    *,
+    title: str | None = None,
+    subtitle: str | None = None,
+    x_label: str | None = None,
+    y_label: str | None = None,
+    seed: int = 0,
+) -> ggplot:
+    """One value per sample, by sample group: box (5-25-50-75-95th percentiles) and the samples.
+
+    Parameters
+    ----------
+    table
+        One row per sample: the ``group`` column and the numeric ``value`` (rows with a missing
+        value or group are dropped).
+    group, value
+        Columns of the groups (category order for a categorical column, else sorted) and the
+        values.
+    title, subtitle
+        Plot title and a line under it (e.g. the test's p-value).
+    x_label, y_label
+        Axis titles (default: the column names).
+    seed
+        Seed of the horizontal jitter of the points.
+
+    Returns
+    -------
+    The plot, as the paper's box plots: the box spans the quartiles around the median, the
+    whiskers the 5th to 95th percentiles; every sample is a point.
+    """
+    df = _group_values(table, group, value, "plot_group_values", sort=True)
+    levels = list(df["group"].cat.categories)
+    q = df.groupby("group", observed=True)["value"].quantile([0.05, 0.25, 0.5, 0.75, 0.95])
+    boxes = q.unstack().reset_index()
+    boxes.columns = ["group", "ymin", "lower", "middle", "upper", "ymax"]
+    boxes["group"] = pd.Categorical(boxes["group"].astype(str), categories=levels)
+    rng = np.random.default_rng(seed)
+    df["x"] = df["group"].cat.codes.to_numpy() + 1 + rng.uniform(-0.15, 0.15, len(df))
+    colors = discrete_colors(levels)
+    plot = (
+        ggplot()
+        + geom_boxplot(
+            aes(
+                x="group",
+                ymin="ymin",
+                lower="lower",
+                middle="middle",
+                upper="upper",
+                ymax="ymax",
+                fill="group",
+            ),
+            data=boxes,
+            stat="identity",
+            width=0.5,
+            alpha=0.5,
+            size=0.4,
+        )
+        + geom_point(aes(x="x", y="value", color="group"), data=df, size=1.8, alpha=0.9)
+        + scale_fill_manual(values=colors, guide=None)
+        + scale_color_manual(values=colors, guide=None)
+        + labs(x=x_label or group, y=y_label or value)
+        + theme_mrvi()
+    )
+    if subtitle:
+        title = f"{title}\n{subtitle}" if title else subtitle
+    return _with_title(plot, title)
+
+
+# --------------------------------------------------------------------------------------------
 # saving
 # --------------------------------------------------------------------------------------------
 
 
 def save_figure(
-    plot: ggplot,
+    plot: ggplot | Compose,
     path: str | Path,
     *,
     width: float = 6.0,
@@ -977,7 +1376,7 @@ def save_figure(
     Parameters
     ----------
     plot
-        The plot.
+        The plot, or a composition of plots (``p1 | p2``, ``p1 / p2``).
     path
         Output file; its suffix (``.png``, ``.pdf`` or ``.svg``, any case) sets the format.
         Missing parent folders are created.
@@ -1002,6 +1401,14 @@ def save_figure(
         raise ValueError(msg)
     path.parent.mkdir(parents=True, exist_ok=True)
     kwargs = {"metadata": _SAVE_METADATA[suffix]} if suffix in _SAVE_METADATA else {}
+    if isinstance(plot, Compose):
+        # a composition takes its size from the theme of its last plot
+        figure = (plot + theme(figure_size=(width, height), dpi=dpi)).draw()
+        figure.savefig(path, format=suffix[1:], dpi=dpi, **kwargs)
+        import matplotlib.pyplot as plt
+
+        plt.close(figure)
+        return path
     plot.save(
         path,
         format=suffix[1:],

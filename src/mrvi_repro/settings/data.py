@@ -253,13 +253,18 @@ class SampleMetadataSpec:
 
 @dataclass(frozen=True)
 class CovidRecipe:
-    """COVID-19 PBMCs (Stephenson et al. 2021): ``age_int`` parsed from ``Age_interval``.
+    """COVID-19 PBMCs (Stephenson et al. 2021): ``age_int`` and ``days_from_onset`` per patient.
 
     ``Age_interval`` holds strings such as ``"(20, 29]"``; ``age_int`` is the interval's lower
-    bound as an integer (the paper's age covariate).
+    bound as an integer (the paper's age covariate). ``Days_from_onset`` (days since symptom
+    onset, the paper's DSS) varies within the patients sampled twice; ``days_from_onset`` is each
+    patient's earliest numeric value (as a string, so constant within the ``patient_column``
+    samples), or the column's own value (``Healthy``, ``Not_known``) for a patient without one.
     """
 
     age_column: str = "Age_interval"
+    onset_column: str = "Days_from_onset"
+    patient_column: str = "patient_id"
 
 
 #: sci-Plex 3 cell lines (``obs['cell_type']`` of the published file).

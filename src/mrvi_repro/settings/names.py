@@ -47,3 +47,17 @@ FIG2_PANELS = (
     "fig2g_lfc_scatter",
     "supp1d_da_by_subset",
 )
+
+#: Panels of the cohort figure (the paper's Fig. 3, Extended Data Fig. 1, Supp. Figs. 3-4) that
+#: rule fig3_panels draws for an entry asking for ``fig3`` (``figures/fig3/<panel>.png``).
+FIG3_PANELS = (
+    "fig3a_cell_type",
+    "fig3b_condition",
+    "fig3c_sankey",
+    "fig3d_distances",
+    "supp3_distances_other",
+    "ed1_onset",
+    "fig3e_da",
+    "supp4_da_by_label",
+    "fig3f_modules",
+)
