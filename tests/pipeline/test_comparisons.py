@@ -5,6 +5,7 @@ and Other) and expression differences between the covariate-1 groups in subset A
 """
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -159,3 +160,20 @@ def test_bad_comparisons_are_named():
         {"de": [{"name": "x", "covariates": ["covariate_1"], "gsea": {"gene_sets": "g.gmt"}}]}
     )
     assert "g.gmt" in spec.resources()
+
+
+def test_group_names_follow_the_order_by_median_mostly_missing_last():
+    from mrvi_repro.pipeline._comparison_spec import SampleGroupsSpec
+    from mrvi_repro.pipeline.comparisons import _group_names
+
+    # raw groups 0 (late), 1 (healthy, with one patient's number), 2 (early)
+    labels = pd.Series([0, 0, 1, 1, 1, 1, 2, 2], index=list("abcdefgh"))
+    days = pd.Series(
+        ["20", "25", "Healthy", "Healthy", "Healthy", "3", "4", "6"], index=labels.index
+    )
+    item = SampleGroupsSpec("groups", {"cell_type": ["x"]}, order_by="days")
+    names = _group_names(labels, pd.DataFrame({"days": days}), item)
+    # by median: the healthy group's median (3) is the lowest, but most of it has no number
+    assert names == {2: "g1", 0: "g2", 1: "g3"}
+    leaf = _group_names(labels, pd.DataFrame({"days": days}), SampleGroupsSpec("g", {"c": ["x"]}))
+    assert leaf == {0: "g1", 1: "g2", 2: "g3"}

@@ -174,11 +174,16 @@ def test_covid_fewer_cd16_monocytes_and_dcs(covid):
     out, truth = covid
     shares = pd.crosstab(out.obs["Status"], out.obs["initial_clustering"], normalize="index")
     change = shares.loc["Covid"] / shares.loc["Healthy"]
-    (planted,) = truth["abundance"]
+    planted, later = truth["abundance"]
     assert planted["labels"] == ["CD16", "DCs"] and planted["factor"] == 0.5
+    assert later["labels"] == ["CD16"] and later["factor"] == 2.0
     # odds halved: measured shares 0.58x (CD16) and 0.63x (DCs) in COVID-19, others 0.84-1.19x
     assert change["CD16"] <= 0.75 and change["DCs"] <= 0.75
     assert 0.85 <= change["CD14"] <= 1.3 and 0.85 <= change["CD4"] <= 1.3
+    # late patients have twice the CD16 odds of early ones (Fig. 3e, right)
+    group = out.obs["patient_id"].astype(str).map(truth["groups"])
+    by_group = pd.crosstab(group, out.obs["initial_clustering"], normalize="index")
+    assert by_group.loc["late", "CD16"] / by_group.loc["early", "CD16"] >= 1.4, by_group["CD16"]
 
 
 # --- sci-Plex 3 -------------------------------------------------------------------------------

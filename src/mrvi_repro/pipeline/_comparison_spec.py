@@ -74,7 +74,8 @@ class SampleGroupsSpec:
     ``cells``: ``{obs column: [values]}``; the stratification cluster holding most of these cells
     is the one whose mean sample distance matrix is cut into ``n_groups`` Ward groups. The groups
     are named ``g1``, ``g2``, ... in the dendrogram's leaf order, or, with ``order_by``, by the
-    increasing median of that numeric sample covariate. ``compare``: numeric sample covariates
+    increasing median of that numeric sample covariate (groups where most samples have no number
+    last). ``compare``: numeric sample covariates
     compared between every two groups (Mann-Whitney U).
     """
 

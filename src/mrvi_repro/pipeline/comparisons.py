@@ -192,12 +192,21 @@ def derive_sample_groups(
 
 
 def _group_names(labels: pd.Series, table: pd.DataFrame, item: SampleGroupsSpec) -> dict:
-    """Map raw group numbers (leaf order) to ``g1``, ``g2``, ... (by ``order_by`` if given)."""
+    """Map raw group numbers (leaf order) to ``g1``, ``g2``, ... (by ``order_by`` if given).
+
+    With ``order_by``: by the increasing median of its numeric values, groups where most samples
+    have none (e.g. the healthy donors' days since onset, even with a few patients among them)
+    last.
+    """
     order = sorted(labels.unique())
     if item.order_by is not None:
         values = pd.to_numeric(table[item.order_by], errors="coerce")
-        medians = {g: values.reindex(labels.index[labels == g]).median() for g in order}
-        order = sorted(order, key=lambda g: (math.isnan(medians[g]), medians[g], g))
+        members = {g: values.reindex(labels.index[labels == g]) for g in order}
+        key = {
+            g: (bool(v.isna().mean() > 0.5), math.isnan(v.median()), v.median(), g)
+            for g, v in members.items()
+        }
+        order = sorted(order, key=lambda g: key[g])
     return {g: f"g{i + 1}" for i, g in enumerate(order)}
 
 

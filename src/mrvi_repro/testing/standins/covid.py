@@ -90,6 +90,7 @@ def write_covid_standin(
     n_genes: int = 600,
     program_fold: float = 4.0,
     abundance_factor: float = 0.5,
+    late_cd16_factor: float = 2.0,
     seed: int = 0,
 ) -> list[str]:
     """Write ``covid/haniffa21.processed.h5ad`` under ``root`` in the published schema, with truth.
@@ -107,7 +108,9 @@ def write_covid_standin(
     early patients and the late program (:data:`~.genes.COVID_LATE`) ``program_fold`` x higher
     in late patients (per patient the fold varies by a factor exp(N(0, 0.1))); T/NK and B cells
     and healthy patients carry neither. COVID-19 patients have the odds of ``CD16`` and ``DCs``
-    cells multiplied by ``abundance_factor``. Two Newcastle patients (one early, one late) have
+    cells multiplied by ``abundance_factor``; the ``CD16`` odds of late patients are
+    ``late_cd16_factor`` x those of early patients (the two around ``abundance_factor``: the
+    shift toward non-classical monocytes with later onset of Fig. 3e). Two Newcastle patients (one early, one late) have
     two samples (``sample_id`` ``<patient>_a`` / ``_b``, the second 4 days later). Kept patients
     have distinct numbers of cells around ``cells_per_patient``; the others half as many.
 
@@ -155,11 +158,19 @@ def write_covid_standin(
 
     healthy_shares = {t[0]: t[4] for t in COVID_CELL_TYPES}
     covid_shares = shares_with(healthy_shares, {"CD16": abundance_factor, "DCs": abundance_factor})
+    half = float(np.sqrt(late_cd16_factor))
+    onset_shares = {
+        group: shares_with(healthy_shares, {"CD16": abundance_factor * f, "DCs": abundance_factor})
+        for group, f in (("early", 1.0 / half), ("late", half))
+    }
     compositions = [
         draw_composition(
-            covid_shares if s == "Covid" else healthy_shares, int(n), rng, concentration=300.0
+            onset_shares.get(g, covid_shares) if s == "Covid" else healthy_shares,
+            int(n),
+            rng,
+            concentration=300.0,
         )
-        for s, n in zip(statuses, sizes, strict=True)
+        for s, g, n in zip(statuses, groups, sizes, strict=True)
     ]
     pool_order = [t[0] for t in PBMC_CELL_TYPES]  # simulate_base's types, in its order
     code_of = {t[0]: pool_order.index(t[3]) for t in COVID_CELL_TYPES}
@@ -330,7 +341,16 @@ def write_covid_standin(
                 "in": {"Status": ["Covid"]},
                 "versus": {"Status": ["Healthy"]},
                 "shares": {"Covid": covid_shares, "Healthy": healthy_shares},
-            }
+            },
+            {
+                "labels_key": "initial_clustering",
+                "labels": ["CD16"],
+                "factor": late_cd16_factor,
+                "factor_on": "odds against the other labels, late vs early COVID-19 patients",
+                "in": {"group": ["late"]},
+                "versus": {"group": ["early"]},
+                "shares": onset_shares,
+            },
         ],
         "compartment_of": compartment,
     }
