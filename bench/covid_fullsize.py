@@ -4,7 +4,8 @@ Usage::
 
     .venv/bin/python bench/covid_fullsize.py write DIR [--n-cells 647366 --n-features 24929
         --n-kept 418768 --umis-per-cell 1300 --seed 0]
-    .venv/bin/python bench/covid_fullsize.py run DIR [--epochs 2 --cores 2] [-- TARGET ...]
+    .venv/bin/python bench/covid_fullsize.py run DIR [--epochs 2 --cores 2 --de-mc-samples N
+        --forcerun RULE ...] [-- TARGET ...]
     .venv/bin/python bench/covid_fullsize.py table DIR
 
 ``write`` writes ``DIR/haniffa21.processed.h5ad`` in the published schema (the 23 ``obs``
@@ -19,11 +20,12 @@ and late COVID-19 patients. The file is written chunk by chunk (h5py, never a de
 never the whole CSR in memory).
 
 ``run`` writes ``DIR/config.yaml`` and ``DIR/covid.yaml`` (the shipped ``config/datasets/
-covid.yaml`` with ``source.path`` pointing at the file, ``--epochs`` training epochs without early
-stopping and no GSEA, whose gene sets would be a download) and runs the Snakemake chain of Fig. 3
-in ``DIR`` (default targets: preprocessing, fit, latents, distances, stratification, donor
-groups, both DA comparisons and the DE comparison with per-cell LFCs in the myeloid cells, the
-2-D embeddings). ``table`` prints each rule's wall time and peak memory from its Snakemake
+covid.yaml`` with ``source.path`` pointing at the file, ``--epochs`` training epochs of MrVI and
+of scVI without early stopping, and no GSEA, whose gene sets would be a download) and runs the
+Snakemake chain of Fig. 3 in ``DIR`` (default targets: preprocessing, fit, latents, distances,
+stratification, donor groups, both DA comparisons and the DE comparison with per-cell LFCs in the
+myeloid cells, the 2-D embeddings; ``-- fig3`` adds scVI, PCA, the integration metrics, the
+panels and the claims). ``table`` prints each rule's wall time and peak memory from its Snakemake
 ``benchmark:`` file as Markdown.
 """
 
@@ -286,21 +288,38 @@ def write(
     return path
 
 
-def entry(folder: Path, epochs: int) -> dict:
-    """The shipped covid entry on the generated file, ``epochs`` epochs, no GSEA."""
+def entry(folder: Path, epochs: int, de_mc_samples: int | None = None) -> dict:
+    """The shipped covid entry on the generated file, ``epochs`` epochs, no GSEA.
+
+    ``de_mc_samples``: draws of u per cell in the DE comparisons instead of the entry's (the
+    per-draw cost is then extrapolated; ``None``: the entry's).
+    """
     shipped = yaml.safe_load((REPO / "config" / "datasets" / "covid.yaml").read_text())
     out = copy.deepcopy(shipped)
     out["description"] = f"BENCH (generated, published shape) of: {shipped['description']}"
     out["source"] = {"kind": "h5ad", "path": str((folder / FILE).resolve()), "counts_layer": "auto"}
     out["mrvi"]["train"].update(max_epochs=epochs, early_stopping=False, n_epochs_kl_warmup=1)
+    train = {"max_epochs": epochs, "early_stopping": False, "n_epochs_kl_warmup": 1}
+    out.setdefault("baselines", {}).setdefault("scvi", {})["train"] = train
     for item in out["comparisons"]["de"]:
         item.pop("gsea", None)
+        if de_mc_samples is not None:
+            item["mc_samples"] = de_mc_samples
     return out
 
 
-def run(folder: Path, *, epochs: int, cores: int, targets: list[str]) -> int:
+def run(
+    folder: Path,
+    *,
+    epochs: int,
+    cores: int,
+    targets: list[str],
+    de_mc_samples: int | None = None,
+    forcerun: list[str] | None = None,
+) -> int:
     """Run the chain with Snakemake in ``folder``; return its exit status."""
-    (folder / "covid.yaml").write_text(yaml.safe_dump(entry(folder, epochs), sort_keys=False))
+    chosen = entry(folder, epochs, de_mc_samples)
+    (folder / "covid.yaml").write_text(yaml.safe_dump(chosen, sort_keys=False))
     (folder / "config.yaml").write_text(yaml.safe_dump({"datasets": [str(folder / "covid.yaml")]}))
     targets = targets or [f"results/covid/{p}" for p in CHAIN]
     command = [
@@ -313,6 +332,7 @@ def run(folder: Path, *, epochs: int, cores: int, targets: list[str]) -> int:
         str(folder / "config.yaml"),
         "--cores",
         str(cores),
+        *(["--forcerun", *forcerun] if forcerun else []),
         "--",
         *targets,
     ]
@@ -346,6 +366,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--de-mc-samples", type=int, default=None)
+    parser.add_argument("--forcerun", nargs="*", default=None)
     parser.add_argument("targets", nargs="*")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
@@ -360,7 +382,14 @@ def main() -> int:
         )
         return 0
     if args.command == "run":
-        return run(args.folder, epochs=args.epochs, cores=args.cores, targets=args.targets)
+        return run(
+            args.folder,
+            epochs=args.epochs,
+            cores=args.cores,
+            targets=args.targets,
+            de_mc_samples=args.de_mc_samples,
+            forcerun=args.forcerun,
+        )
     print(table(args.folder))
     return 0
 

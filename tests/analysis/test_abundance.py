@@ -251,3 +251,26 @@ def _check_sign_pattern(ratio, tiny_semi):
     subset = tiny_semi.obs["subset"].astype(str).to_numpy()
     # B loses cells in strongly resampled subjects and C gains them
     assert np.median(ratio[subset == "B"]) < 0 < np.median(ratio[subset == "C"])
+
+
+def test_da_of_some_cells_equals_the_full_da_of_those_cells(tiny_semi, tiny_semi_mrvi):
+    full = differential_abundance(
+        tiny_semi_mrvi, tiny_semi, covariate="covariate_2_strong", max_cells_per_sample=20
+    )
+    cells = (tiny_semi.obs["subset"] == "B").to_numpy()
+    part = differential_abundance(
+        tiny_semi_mrvi,
+        tiny_semi,
+        covariate="covariate_2_strong",
+        max_cells_per_sample=20,
+        cells=cells,
+    )
+    # every cell still defines its sample's q_s: the selected cells' ratios are unchanged
+    assert list(part["cell"].values) == list(tiny_semi.obs_names[cells])
+    np.testing.assert_allclose(
+        part["log_ratio"].values, full["log_ratio"].values[cells], rtol=1e-5, atol=1e-6
+    )
+    with pytest.raises(ValueError, match="boolean mask"):
+        differential_abundance(
+            tiny_semi_mrvi, tiny_semi, covariate="covariate_2_strong", cells=np.flatnonzero(cells)
+        )

@@ -125,6 +125,8 @@ def test_size_dependent_rules_grow_with_their_inputs(rules):
             assert large > small and retry == 2 * small, (name, key, r["values"])
     assert rules["fit_mrvi"]["values"]["mem_mb"][0] == 16000
     assert rules["fit_mrvi"]["values"]["runtime"][0] == 240
+    # training time grows with the epochs too: 0.0055 min per MB and epoch, the default's 400
+    assert rules["fit_mrvi"]["values"]["runtime"][1] == 22000
 
 
 def test_profiles_parse(repo):

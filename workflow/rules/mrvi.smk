@@ -16,7 +16,7 @@ rule fit_mrvi:
     threads: 4
     resources:
         mem_mb=grow(16000, 30),
-        runtime=grow(240, 0.5),
+        runtime=fit_runtime(240, 0.0055),
     params:
         checkpoint="results/{dataset}/model/mrvi.checkpoint",
         entry=get_mrvi_entry,
@@ -59,7 +59,7 @@ rule fit_mrvi_variant:
     threads: 4
     resources:
         mem_mb=grow(16000, 30),
-        runtime=grow(240, 0.5),
+        runtime=fit_runtime(240, 0.0055, variant=True),
     params:
         checkpoint="results/{dataset}/model/variants/{variant}/mrvi.checkpoint",
         entry=get_variant_entry,

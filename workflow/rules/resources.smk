@@ -31,6 +31,24 @@ def grow(floor, per_mb):
     return size
 
 
+def fit_runtime(floor, per_mb_epoch, *, variant=False):
+    """Run time (minutes) of a MrVI fit: ``max(floor, per_mb_epoch x input MB x max_epochs)``,
+    times the attempt (the entry's `mrvi.train.max_epochs`, or the variant's). Training time grows
+    with cells x genes (the preprocessed file's size) and epochs: 148 s per epoch for the
+    published-shape COVID-19 data (891 MB, 2 cores; bench/RESULTS.md), i.e. 0.0028 min per MB
+    and epoch; the factor given is about twice that."""
+
+    def size(wildcards, input, attempt):
+        spec = SPECS[wildcards.dataset]
+        name = getattr(wildcards, "variant", None) if variant else None
+        if name in spec.mrvi_variants:
+            spec = spec.with_mrvi_variant(name)
+        epochs = spec.mrvi.train.max_epochs
+        return math.ceil(max(floor, per_mb_epoch * input.size_mb * epochs) * attempt)
+
+    return size
+
+
 def simulated_mem_mb(wildcards, attempt):
     """Memory of `simulate_base`: 1.5 GB of process plus about 10 bytes per simulated count
     (sparse chunks, then one stacked copy), at least 4,000 MB; times the attempt."""

@@ -262,6 +262,7 @@ def posterior_log_densities(
     *,
     estimator: str = "mixture",
     ref: np.ndarray | None = None,
+    query: np.ndarray | None = None,
 ) -> np.ndarray:
     """Return log q_s(mean_n) for every cell n and sample s from the cells' posteriors.
 
@@ -279,18 +280,21 @@ def posterior_log_densities(
         (``"per_dimension"``; see the module docstring).
     ref
         Rows of the reference cells that make up each q_s (default: all cells).
+    query
+        Rows of the cells where the densities are evaluated (default: all cells).
 
     Returns
     -------
-    (cells, n_samples) array; -inf for a sample without reference cells.
+    (queries, n_samples) array; -inf for a sample without reference cells.
     """
     _check_estimator(estimator)
     own = np.asarray(own, dtype=np.int64)
     ref = np.arange(len(own)) if ref is None else np.asarray(ref)
     per_dimension = estimator == "per_dimension"
     counts = np.bincount(own[ref], minlength=n_samples)
+    points = mean if query is None else mean[np.asarray(query)]
     logp = sample_log_densities(
-        mean, mean[ref], scale[ref], own[ref], n_samples, per_dimension=per_dimension
+        points, mean[ref], scale[ref], own[ref], n_samples, per_dimension=per_dimension
     )
     # the mixture's weight 1/|s| once; each dimension's 1-D mixture has its own
     n_norm = np.shape(mean)[1] if per_dimension else 1
@@ -308,6 +312,7 @@ def aggregated_log_probs(
     max_cells_per_sample: int | None = None,
     seed: int = 0,
     batch_size: int = 1024,
+    cells: np.ndarray | None = None,
 ) -> np.ndarray:
     """Return log q_s(u_n): each cell's posterior mean under each sample's aggregated posterior.
 
@@ -315,14 +320,31 @@ def aggregated_log_probs(
     mixture of the posteriors of all of s's cells, or of a seeded random subset of at most
     ``max_cells_per_sample`` of them: the cost is cells x mixture components, so at hundreds of
     thousands of cells a subset (an unbiased Monte-Carlo estimate of the density) keeps it linear.
-    ``estimator``: which density estimate of q_s (:func:`posterior_log_densities`).
+    ``estimator``: which density estimate of q_s (:func:`posterior_log_densities`). ``cells``:
+    boolean mask of the cells to evaluate (default: all; every cell still defines its q_s), the
+    rows of the result.
     """
     _check_estimator(estimator)
     mean, scale = model.posterior_u(adata, batch_size=batch_size)
     own = model.registry.codes(adata, "sample")
     n_samples = len(model.registry.samples)
     ref = reference_cells(own, n_samples, max_cells_per_sample, seed)
-    return posterior_log_densities(mean, scale, own, n_samples, estimator=estimator, ref=ref)
+    query = None if cells is None else np.flatnonzero(_cell_mask(cells, adata.n_obs))
+    return posterior_log_densities(
+        mean, scale, own, n_samples, estimator=estimator, ref=ref, query=query
+    )
+
+
+def _cell_mask(cells: np.ndarray, n_obs: int) -> np.ndarray:
+    """Validate a boolean mask over the cells."""
+    mask = np.asarray(cells)
+    if mask.dtype != bool or mask.shape != (n_obs,):
+        msg = f"cells must be a boolean mask of the {n_obs} cells (got {mask.dtype}, {mask.shape})"
+        raise ValueError(msg)
+    if not mask.any():
+        msg = "cells selects no cell"
+        raise ValueError(msg)
+    return mask
 
 
 def group_log_ratio(
@@ -375,6 +397,7 @@ def differential_abundance(
     max_cells_per_sample: int | None = None,
     seed: int = 0,
     batch_size: int = 1024,
+    cells: np.ndarray | None = None,
 ) -> xr.Dataset:
     """Per-cell log ratio of the aggregated posteriors of two groups of samples.
 
@@ -409,6 +432,10 @@ def differential_abundance(
         :func:`aggregated_log_probs`; ``None``, the default: all cells, as the paper).
     batch_size
         Cells per device chunk of the encoder.
+    cells
+        Boolean mask of the cells whose log ratio is computed (default: all). Every cell of a
+        sample still defines its q_s; only the evaluation is restricted, so the cost falls with
+        the share of cells asked for. ``log_probs``, when given, are of these cells.
 
     Returns
     -------
@@ -438,6 +465,10 @@ def differential_abundance(
             raise ValueError(msg)
         members[name] = np.isin(fitted, chosen)
     own = model.registry.codes(adata, "sample")
+    names = np.asarray(adata.obs_names, dtype=str)
+    if cells is not None:
+        mask = _cell_mask(cells, adata.n_obs)
+        own, names = own[mask], names[mask]
     logp = (
         aggregated_log_probs(
             model,
@@ -446,6 +477,7 @@ def differential_abundance(
             max_cells_per_sample=max_cells_per_sample,
             seed=seed,
             batch_size=batch_size,
+            cells=cells,
         )
         if log_probs is None
         else np.asarray(log_probs)
@@ -455,7 +487,7 @@ def differential_abundance(
     )
     ds = xr.Dataset(
         {"log_ratio": ("cell", ratio)},
-        coords={"cell": np.asarray(adata.obs_names, dtype=str)},
+        coords={"cell": names},
         attrs={
             "covariate": covariate,
             "group_a": group_a,

@@ -386,6 +386,7 @@ def run_da_comparison(
             raise ValueError(msg)
         b, a = (levels[0],), (levels[1],)
     max_cells = da_reference_cap(model, adata)
+    mask = _selected_cells(adata, spec, comparison, stratification)
     da = differential_abundance(
         model,
         adata,
@@ -396,9 +397,8 @@ def run_da_comparison(
         estimator=comparison.estimator,
         max_cells_per_sample=max_cells,
         seed=spec.mrvi.seed,
+        cells=mask,
     )
-    mask = _selected_cells(adata, spec, comparison, stratification)
-    da = da.isel(cell=np.flatnonzero(mask))
     da.attrs.update(
         {
             "comparison": name,
