@@ -369,7 +369,7 @@ def main() -> int:
     parser.add_argument("--de-mc-samples", type=int, default=None)
     parser.add_argument("--forcerun", nargs="*", default=None)
     parser.add_argument("targets", nargs="*")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     if args.command == "write":
         write(

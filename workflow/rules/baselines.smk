@@ -19,7 +19,7 @@ rule fit_scvi:
     threads: 4
     resources:
         mem_mb=grow(8000, 20),
-        runtime=grow(120, 0.25),
+        runtime=fit_runtime(120, 0.0055, model="scvi"),
     params:
         checkpoint="results/{dataset}/model/scvi.checkpoint",
         entry=baselines_entry("scvi"),

@@ -18,7 +18,7 @@ rule embeddings_2d:
         CONDA_ENV
     threads: 2
     resources:
-        mem_mb=grow(4000, 40),
+        mem_mb=grow(4000, 80),
         runtime=grow(30, 1),
     params:
         seed=get_seed,

@@ -31,19 +31,32 @@ def grow(floor, per_mb):
     return size
 
 
-def fit_runtime(floor, per_mb_epoch, *, variant=False):
-    """Run time (minutes) of a MrVI fit: ``max(floor, per_mb_epoch x input MB x max_epochs)``,
-    times the attempt (the entry's `mrvi.train.max_epochs`, or the variant's). Training time grows
-    with cells x genes (the preprocessed file's size) and epochs: 148 s per epoch for the
-    published-shape COVID-19 data (891 MB, 2 cores; bench/RESULTS.md), i.e. 0.0028 min per MB
-    and epoch; the factor given is about twice that."""
+def _n_obs(path):
+    """Number of cells of an .h5ad file (the shape of its X), read without loading it."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        x = f["X"]
+        return int(x.attrs["shape"][0]) if "shape" in x.attrs else int(x.shape[0])
+
+
+def fit_runtime(floor, per_mb_epoch, *, model="mrvi", variant=False):
+    """Run time (minutes) of a fit: ``max(floor, per_mb_epoch x input MB x max_epochs)``, times
+    the attempt (`max_epochs` of the entry's `mrvi.train`, the variant's, or, for `model="scvi"`,
+    `baselines.scvi.train`). Training time grows with cells x genes (the preprocessed file's size)
+    and epochs: 148 s (MrVI) and 143 s (scVI) per epoch for the published-shape COVID-19 data
+    (891 MB, 2 cores; bench/RESULTS.md), i.e. 0.0028 min per MB and epoch; the factor given is
+    about twice that."""
 
     def size(wildcards, input, attempt):
         spec = SPECS[wildcards.dataset]
         name = getattr(wildcards, "variant", None) if variant else None
         if name in spec.mrvi_variants:
             spec = spec.with_mrvi_variant(name)
-        epochs = spec.mrvi.train.max_epochs
+        fit = spec.baselines.scvi if model == "scvi" else spec.mrvi
+        epochs = fit.train.max_epochs
+        if epochs is None:  # the reference's heuristic, from the number of cells
+            epochs = fit.train.epochs_for(_n_obs(input[0])) if len(input) else 400
         return math.ceil(max(floor, per_mb_epoch * input.size_mb * epochs) * attempt)
 
     return size
