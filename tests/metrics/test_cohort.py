@@ -178,8 +178,9 @@ def test_every_claim_holds_on_the_planted_cohort():
     assert claims.loc["fewer_DCs_in_case", "ours"] == "not computed"
     assert pd.isna(claims.loc["fewer_DCs_in_case", "holds"])
     # the numbers: DA of CD16 cases vs controls, module LFC early vs late (contrast g2 vs g1)
-    assert claims.loc["fewer_CD16_in_case", "margin"] == pytest.approx(0.6)
-    assert claims.loc["early_module_up_early", "margin"] == pytest.approx(1.0)
+    # margins beyond the smallest effect counted (0.1)
+    assert claims.loc["fewer_CD16_in_case", "margin"] == pytest.approx(0.5)
+    assert claims.loc["early_module_up_early", "margin"] == pytest.approx(0.9)
     assert claims.loc["u_integrates_better_than_scvi", "margin"] == pytest.approx(
         (0.6 * 0.9 + 0.4 * 0.9) - (0.6 * 0.8 + 0.4 * 0.85)
     )
@@ -193,7 +194,11 @@ def test_claims_fail_where_the_cohort_disagrees():
     flipped = cohort()
     flipped.da["case"].attrs.update(group_a="Healthy", group_b="Covid")
     flipped.da_tests["case"]["mean_in"] *= -1
-    assert claims_of(flipped).loc["fewer_CD16_in_case", "margin"] == pytest.approx(0.6)
+    assert claims_of(flipped).loc["fewer_CD16_in_case", "margin"] == pytest.approx(0.5)
+    # an effect near zero does not count
+    small = claims_of(cohort(cd16_case=-0.05, module_lfc=-0.05))
+    assert not small.loc["fewer_CD16_in_case", "holds"]
+    assert not small.loc["early_module_up_early", "holds"]
 
 
 def test_compartments_sharing_a_cluster_fail_the_claim():

@@ -249,8 +249,14 @@ def test_covid_claims_reproduce_the_planted_statements(run):
     genes = pd.read_csv(
         results / "covid_standin" / "figures" / "fig3" / "fig3f_module_genes.tsv", sep="\t"
     )
-    interferon = set(read_standin_truth(truth, "covid")["programs"]["interferon"]["genes"])
-    top = set(genes.iloc[0]["genes"].split(", "))
-    assert len(top & interferon) / len(top | interferon) >= 0.8
+    programs = read_standin_truth(truth, "covid")["programs"]
+    # the table's two strongest modules are the two planted programs, each nearly whole
+    for row in genes.head(2).itertuples():
+        members = set(row.genes.split(", "))
+        best = max(
+            len(members & set(p["genes"])) / len(members | set(p["genes"]))
+            for p in programs.values()
+        )
+        assert best >= 0.8, (row.module, sorted(members))
     # every claim of the entry is in the table, computed (the stand-in has every label)
     assert claims["holds"].notna().all() and len(claims) == 9

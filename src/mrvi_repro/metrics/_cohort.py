@@ -38,6 +38,10 @@ BIO_WEIGHT = 0.6
 BIO_METRICS = ("silhouette_label", "isolated_labels", "nmi_kmeans", "ari_kmeans")
 #: Threshold of the claims that are tests.
 ALPHA = 0.05
+#: Smallest effect a directional claim counts: a mean DA log ratio or a module's mean LFC beyond
+#: it (the default delta of the paper's DA cluster test, |difference| <= 0.1 being "no change";
+#: for log2 fold changes, 7 %), so that a value near zero does not make a claim hold.
+MIN_EFFECT = 0.1
 
 
 @dataclass(frozen=True)
@@ -307,10 +311,10 @@ def cohort_claim_list(spec: Fig3Spec, summary: pd.DataFrame) -> list[Claim]:
     claims += [
         Claim(
             f"fewer_{label}_in_case",
-            f"{label} cells depleted in {cond} (mean DA log ratio below 0)",
+            f"{label} cells depleted in {cond} (mean DA log ratio below -{MIN_EFFECT:g})",
             "decrease of CD16+ monocytes and DCs (Fig. 3e)",
             ("mrvi", f"da_case_{label}"),
-            0.0,
+            -MIN_EFFECT,
             higher_is_better=False,
         )
         for label in spec.claims.fewer_in_case
@@ -319,10 +323,10 @@ def cohort_claim_list(spec: Fig3Spec, summary: pd.DataFrame) -> list[Claim]:
         Claim(
             f"more_{label}_in_later_group",
             f"{label} cells enriched in the {spec.case} group with the later {spec.onset} "
-            "(mean DA log ratio above 0)",
+            f"(mean DA log ratio above {MIN_EFFECT:g})",
             "shift toward CD16+ monocytes with higher DSS (Fig. 3e)",
             ("mrvi", f"da_later_{label}"),
-            0.0,
+            MIN_EFFECT,
         )
         for label in spec.claims.more_in_later_group
     ]
@@ -331,10 +335,10 @@ def cohort_claim_list(spec: Fig3Spec, summary: pd.DataFrame) -> list[Claim]:
             Claim(
                 "early_module_up_early",
                 f"The gene module of {', '.join(spec.claims.early_module_genes)} is up in the "
-                f"{spec.case} group with the earlier {spec.onset} (mean LFC above 0)",
+                f"{spec.case} group with the earlier {spec.onset} (mean LFC above {MIN_EFFECT:g})",
                 "interferon module up in the group with lower DSS (Fig. 3f)",
                 ("mrvi", "early_module_lfc"),
-                0.0,
+                MIN_EFFECT,
             )
         )
     return claims

@@ -358,6 +358,8 @@ def dendrogram_segments(
 _TRACK_CMAPS = ("Blues", "Oranges", "Purples", "Greens", "Reds", "Greys")
 #: Numeric annotation tracks are drawn in at most this many quantile bins.
 _TRACK_BINS = 4
+#: Distance between the annotation bars, in tiles (bars are 0.8 wide: room for their names).
+_TRACK_STEP = 1.3
 
 
 def _format_number(v: float) -> str:
@@ -421,8 +423,8 @@ def _group_bars(
 ) -> list:
     """Layers of the annotation bars of :func:`plot_distance_heatmap` and their legend.
 
-    One bar per track left of the rows (the first track nearest the matrix, with its name above
-    it when there are several); with ``top``, the first track also above the columns. The
+    One bar per track left of the rows, :data:`_TRACK_STEP` tiles apart (the first track nearest
+    the matrix, with its name above it when there are several); with ``top``, the first track also above the columns. The
     distances own the fill scale, so each level's tiles get a fixed fill (one layer per level)
     and the legend comes from invisible points with a colour scale of the same colours; with
     several tracks its entries are ``"<track>: <level>"``.
@@ -442,7 +444,7 @@ def _group_bars(
         prefix = f"{name}: " if len(tracks) > 1 else ""
         entry = level.reindex(list(ordered)).map(lambda v, p=prefix: None if pd.isna(v) else p + v)
         colors |= {prefix + lv: c for lv, c in track_colors.items()}
-        x = -0.1 - 1.0 * k
+        x = -0.1 - _TRACK_STEP * k
         frames.append(
             pd.DataFrame({"x": x, "y": pos[::-1], "group": entry.to_numpy(), "w": 0.8, "h": 1.0})
         )
@@ -468,7 +470,7 @@ def _group_bars(
     if len(tracks) > 1:
         names = pd.DataFrame(
             {
-                "x": [-0.1 - 1.0 * k for k in range(len(tracks))],
+                "x": [-0.1 - _TRACK_STEP * k for k in range(len(tracks))],
                 "y": n + 0.7,
                 "label": [t for t, _ in tracks],
             }
