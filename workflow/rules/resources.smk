@@ -32,12 +32,16 @@ def grow(floor, per_mb):
 
 
 def _n_obs(path):
-    """Number of cells of an .h5ad file (the shape of its X), read without loading it."""
+    """Number of cells of an .h5ad file (the shape of its X), read without loading it; ``None``
+    when it cannot be read (a dry run before the file exists)."""
     import h5py
 
-    with h5py.File(path, "r") as f:
-        x = f["X"]
-        return int(x.attrs["shape"][0]) if "shape" in x.attrs else int(x.shape[0])
+    try:
+        with h5py.File(path, "r") as f:
+            x = f["X"]
+            return int(x.attrs["shape"][0]) if "shape" in x.attrs else int(x.shape[0])
+    except (OSError, KeyError):
+        return None
 
 
 def fit_runtime(floor, per_mb_epoch, *, model="mrvi", variant=False):
@@ -55,8 +59,11 @@ def fit_runtime(floor, per_mb_epoch, *, model="mrvi", variant=False):
             spec = spec.with_mrvi_variant(name)
         fit = spec.baselines.scvi if model == "scvi" else spec.mrvi
         epochs = fit.train.max_epochs
-        if epochs is None:  # the reference's heuristic, from the number of cells
-            epochs = fit.train.epochs_for(_n_obs(input[0])) if len(input) else 400
+        if (
+            epochs is None
+        ):  # the reference's heuristic, from the number of cells (400 at most)
+            n_obs = _n_obs(input[0]) if len(input) else None
+            epochs = 400 if n_obs is None else fit.train.epochs_for(n_obs)
         return math.ceil(max(floor, per_mb_epoch * input.size_mb * epochs) * attempt)
 
     return size
