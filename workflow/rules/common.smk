@@ -143,7 +143,7 @@ for _name, _spec in SPECS.items():
 #: Datasets built by the semi-synthetic construction: scored against their planted truth (Fig. 2).
 SEMISYNTHETIC = [n for n, e in DATASETS.items() if e.get("semisynthetic") is not None]
 #: Datasets whose entry asks for the cohort figure (`figures: [fig3]`).
-FIG3 = [n for n, spec in SPECS.items() if spec.figures.fig3 is not None]
+FIG3 = [n for n, spec in SPECS.items() if "fig3" in spec.figures.names]
 
 
 wildcard_constraints:

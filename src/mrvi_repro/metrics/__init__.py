@@ -30,6 +30,7 @@ from ._claims import (
 from ._cohort import (
     CohortResults,
     case_groups,
+    cell_clusters,
     cohort_claims,
     cohort_summary,
     contrast_ends,
@@ -68,6 +69,7 @@ from ._semisynthetic import (
 __all__ = [
     "CohortResults",
     "case_groups",
+    "cell_clusters",
     "cohort_claims",
     "cohort_summary",
     "contrast_ends",

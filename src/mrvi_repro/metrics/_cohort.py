@@ -84,6 +84,17 @@ class CohortResults:
     integration: pd.DataFrame
 
 
+def cell_clusters(stratification: xr.Dataset) -> pd.Series:
+    """Return each cell's stratification cluster (``cell_cluster`` of ``stratification.nc``).
+
+    Both as text: index the cell names, values the cluster names.
+    """
+    return pd.Series(
+        stratification["cell_cluster"].values.astype(str),
+        index=stratification["cell"].values.astype(str),
+    )
+
+
 def case_groups(results: CohortResults, spec: Fig3Spec) -> tuple[str, str] | None:
     """Return the two largest groups of mostly-case samples, earlier onset first; ``None`` below two.
 
@@ -207,10 +218,7 @@ def cohort_summary(
     rows: list[tuple[str, str, float]] = []
     for method, score in _integration_scores(results.integration).items():
         rows.append((method, "integration_score", score))
-    clusters = pd.Series(
-        results.stratification["cell_cluster"].values.astype(str),
-        index=results.stratification["cell"].values.astype(str),
-    )
+    clusters = cell_clusters(results.stratification)
     rows.append(("mrvi", "n_clusters", float(clusters.nunique())))
     labels = results.obs[results.labels_key].astype(str).reindex(clusters.index)
     majority = {}

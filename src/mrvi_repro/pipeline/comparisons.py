@@ -33,6 +33,7 @@ from mrvi_repro.analysis import (
     select_samples,
 )
 from mrvi_repro.data.contract import per_sample
+from mrvi_repro.metrics import cell_clusters
 
 from ._comparison_spec import CLUSTER_OF, DAComparisonSpec, DEComparisonSpec, SampleGroupsSpec
 from .analysis import da_reference_cap
@@ -88,9 +89,7 @@ def _cells_matching(adata: ad.AnnData, cells: dict[str, tuple[str, ...]]) -> np.
 
 def _cell_clusters(stratification: xr.Dataset, adata: ad.AnnData) -> pd.Series:
     """Return the stratification's cluster of each cell of ``adata``, in its order."""
-    by_cell = pd.Series(
-        stratification["cell_cluster"].values, index=stratification["cell"].values
-    ).reindex(np.asarray(adata.obs_names, dtype=str))
+    by_cell = cell_clusters(stratification).reindex(np.asarray(adata.obs_names, dtype=str))
     if by_cell.isna().any():
         msg = "the stratification does not cover every cell of the data"
         raise ValueError(msg)

@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from mrvi_repro.metrics import case_groups, contrast_ends, onset_test
+from mrvi_repro.metrics import case_groups, cell_clusters, contrast_ends, onset_test
 from mrvi_repro.settings.names import FIG3_PANELS
 
-from ._figures import Panel, _matrix_table, _message_panel, shared_distance_limits
+from ._figures import Panel, _message_panel, distance_heatmap, shared_distance_limits
 from ._panels import (
     plot_alluvial,
-    plot_distance_heatmap,
     plot_distribution,
     plot_embedding,
     plot_group_values,
@@ -29,7 +28,6 @@ from ._panels import (
 
 if TYPE_CHECKING:
     import xarray as xr
-    from plotnine import ggplot
 
     from mrvi_repro.metrics import CohortResults
     from mrvi_repro.settings.figures import Fig3Spec
@@ -65,16 +63,10 @@ def _point_size(n_cells: float) -> float:
     return float(np.clip(40.0 / np.sqrt(max(n_cells, 1.0)), 0.3, 1.6))
 
 
-def _cell_clusters(results: CohortResults) -> pd.Series:
-    strat = results.stratification
-    return pd.Series(
-        strat["cell_cluster"].values.astype(str), index=strat["cell"].values.astype(str)
-    )
-
-
-def _compartment_of_clusters(results: CohortResults, spec: Fig3Spec) -> dict[str, str]:
+def _compartment_of_clusters(
+    results: CohortResults, spec: Fig3Spec, clusters: pd.Series
+) -> dict[str, str]:
     """Stratification cluster -> the compartment whose labels are most of its cells."""
-    clusters = _cell_clusters(results)
     labels = results.obs[results.labels_key].astype(str).reindex(clusters.index)
     compartment = pd.Series(pd.NA, index=labels.index, dtype=object)
     for name, members in spec.compartments.items():
@@ -88,48 +80,12 @@ def _compartment_of_clusters(results: CohortResults, spec: Fig3Spec) -> dict[str
 
 
 def _cluster_name(cluster: str, compartments: dict[str, str], *, first: bool = False) -> str:
-    name = (
-        "cluster"
-        + f" {cluster}"
-        + (f" ({compartments[cluster]})" if cluster in compartments else "")
-    )
+    name = f"cluster {cluster}" + (f" ({compartments[cluster]})" if cluster in compartments else "")
     return name[0].upper() + name[1:] if first else name
 
 
 def _sample_annotations(results: CohortResults, spec: Fig3Spec) -> dict[str, dict[str, object]]:
     return {c: results.samples[c].to_dict() for c in spec.annotations}
-
-
-def _matrix_panel(
-    matrix: xr.DataArray,
-    linkage: np.ndarray | None,
-    *,
-    title: str,
-    limits: tuple[float, float],
-    groups: dict[str, str],
-    group_title: str,
-    annotations: dict[str, dict[str, object]],
-) -> ggplot:
-    """Draw a cluster's mean distance matrix with its dendrogram, donor groups and annotations."""
-    from scipy.cluster import hierarchy
-    from scipy.spatial.distance import squareform
-
-    table = _matrix_table(matrix).astype({"sample_x": str, "sample_y": str})
-    if linkage is None:
-        d = matrix.sel(sample_y=matrix["sample_x"].values).values.astype(np.float64)
-        d = (d + d.T) / 2
-        np.fill_diagonal(d, 0.0)
-        linkage = hierarchy.linkage(squareform(d, checks=False), method="ward")
-    return plot_distance_heatmap(
-        table,
-        linkage,
-        title=title,
-        label="distance",
-        limits=limits,
-        groups=groups,
-        group_title=group_title,
-        annotations=annotations,
-    )
 
 
 def _stored_linkage(stratification: xr.Dataset, cluster: str) -> np.ndarray | None:
@@ -227,8 +183,8 @@ def cohort_figure(
             3.8,
         ),
     }
-    compartments = _compartment_of_clusters(results, spec)
-    clusters = _cell_clusters(results)
+    clusters = cell_clusters(results.stratification)
+    compartments = _compartment_of_clusters(results, spec, clusters)
     flows = pd.DataFrame(
         {
             "label": results.obs[results.labels_key].astype(str).reindex(clusters.index).to_numpy(),
@@ -258,9 +214,9 @@ def cohort_figure(
     annotations = _sample_annotations(results, spec)
     gc = results.group_cluster
     panels["fig3d_distances"] = Panel(
-        _matrix_panel(
+        distance_heatmap(
             strat["distance"].sel(cluster=gc),
-            _stored_linkage(strat, gc),
+            linkage=_stored_linkage(strat, gc),
             title=f"{_cluster_name(gc, compartments, first=True)}: mean sample distances; "
             f"donor groups {spec.sample_groups}",
             limits=limits,
@@ -276,9 +232,9 @@ def cohort_figure(
     shown = others[:MAX_OTHER_CLUSTERS]
     if shown:
         plots = [
-            _matrix_panel(
+            distance_heatmap(
                 strat["distance"].sel(cluster=c),
-                _stored_linkage(strat, c),
+                linkage=_stored_linkage(strat, c),
                 title=f"{_cluster_name(c, compartments, first=True)} ({int(sizes[c]):,} cells)",
                 limits=limits,
                 groups=groups,

@@ -123,19 +123,24 @@ def distance_heatmap(
     groups: Mapping[str, str] | None = None,
     group_title: str = "group",
     label: str = "distance",
+    linkage: np.ndarray | None = None,
+    annotations: Mapping[str, Mapping[str, object]] | None = None,
 ) -> ggplot:
-    """Heatmap of one sample-distance matrix ordered by its own (Ward) dendrogram.
+    """Heatmap of one sample-distance matrix ordered by its dendrogram.
 
-    ``limits``, ``groups`` and ``group_title`` as in :func:`plot_distance_heatmap` (a shared
-    colour range; colour bars of each sample's group).
+    The dendrogram is ``linkage`` (over the samples in ``sample_x`` order, e.g. the
+    stratification's stored one), else the matrix's own, by ``method`` (Ward). ``limits``,
+    ``groups``, ``group_title`` and ``annotations`` as in :func:`plot_distance_heatmap` (a shared
+    colour range; colour bars of each sample's group and further annotation tracks).
     """
-    from scipy.cluster import hierarchy
-    from scipy.spatial.distance import squareform
+    if linkage is None:
+        from scipy.cluster import hierarchy
+        from scipy.spatial.distance import squareform
 
-    d = matrix.sel(sample_y=matrix["sample_x"].values).values.astype(np.float64)
-    d = (d + d.T) / 2
-    np.fill_diagonal(d, 0.0)
-    linkage = hierarchy.linkage(squareform(d, checks=False), method=method)
+        d = matrix.sel(sample_y=matrix["sample_x"].values).values.astype(np.float64)
+        d = (d + d.T) / 2
+        np.fill_diagonal(d, 0.0)
+        linkage = hierarchy.linkage(squareform(d, checks=False), method=method)
     # long table in coordinate order: leaf i of the linkage is the i-th sample_x to appear
     table = _matrix_table(matrix).astype({"sample_x": str, "sample_y": str})
     return plot_distance_heatmap(
@@ -146,6 +151,7 @@ def distance_heatmap(
         limits=limits,
         groups=groups,
         group_title=group_title,
+        annotations=annotations,
     )
 
 
