@@ -56,8 +56,14 @@
 #                                               time; figures/data/umap.tsv.gz: 2-D UMAPs of u, z
 #   results/{dataset}/figures/fig3/             entries asking for fig3: the cohort figure's panels
 #                                               (*.png) and fig3f_module_genes.tsv
-#   results/{dataset}/metrics/claims.tsv        entries asking for fig3: the paper's statements
-#                                               checked (claim, paper, ours, margin, holds)
+#   results/{dataset}/figures/fig4/             entries asking for fig4: the screen figure's panels
+#   results/{dataset}/analysis/screen/          entries asking for fig4: CMap clusters of the drugs,
+#                                               samples ranked by distance to the reference and
+#                                               clustered, each cluster's DE and its enrichment
+#   results/{dataset}/metrics/screen_metrics.tsv  fig4: Fig. 4d's metrics per method, permutations
+#   results/{dataset}/metrics/claims.tsv        entries asking for fig3 or fig4: the paper's
+#                                               statements checked (claim, paper, ours, margin,
+#                                               holds)
 #   results/{dataset}/logs/{rule}.log           log of each rule
 #   results/{dataset}/benchmarks/{rule}.tsv     Snakemake benchmark (time, memory) of each rule
 #
@@ -100,6 +106,7 @@ include: "workflow/rules/mrvi.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/comparisons.smk"
 include: "workflow/rules/baselines.smk"
+include: "workflow/rules/screen.smk"
 include: "workflow/rules/metrics.smk"
 include: "workflow/rules/figures.smk"
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -45,6 +44,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "bench"))
+
+from _fullsize import add_run_arguments, benchmark_table, run_chain  # noqa: E402
 
 from mrvi_repro.testing.standins.covid import COVID_OBS, SEVERITY  # noqa: E402
 
@@ -319,38 +321,8 @@ def run(
 ) -> int:
     """Run the chain with Snakemake in ``folder``; return its exit status."""
     chosen = entry(folder, epochs, de_mc_samples)
-    (folder / "covid.yaml").write_text(yaml.safe_dump(chosen, sort_keys=False))
-    (folder / "config.yaml").write_text(yaml.safe_dump({"datasets": [str(folder / "covid.yaml")]}))
     targets = targets or [f"results/covid/{p}" for p in CHAIN]
-    command = [
-        str(REPO / ".venv" / "bin" / "snakemake"),
-        "-s",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(folder),
-        "--configfile",
-        str(folder / "config.yaml"),
-        "--cores",
-        str(cores),
-        *(["--forcerun", *forcerun] if forcerun else []),
-        "--",
-        *targets,
-    ]
-    logger.info("%s", " ".join(command))
-    return subprocess.call(command)
-
-
-def table(folder: Path) -> str:
-    """Markdown table of each rule's wall time and peak RSS (Snakemake benchmark files)."""
-    lines = ["| rule | wall s | peak RSS MiB | CPU s |", "|---|---|---|---|"]
-    for path in sorted(
-        (folder / "results" / "covid" / "benchmarks").rglob("*.tsv"),
-        key=lambda p: p.stat().st_mtime,
-    ):
-        row = pd.read_csv(path, sep="\t").iloc[0]
-        rule = str(path.relative_to(folder / "results" / "covid" / "benchmarks").with_suffix(""))
-        lines.append(f"| {rule} | {row['s']:.0f} | {row['max_rss']:.0f} | {row['cpu_time']:.0f} |")
-    return "\n".join(lines)
+    return run_chain(folder, "covid", chosen, cores=cores, targets=targets, forcerun=forcerun)
 
 
 def main() -> int:
@@ -364,11 +336,7 @@ def main() -> int:
     parser.add_argument("--n-kept", type=int, default=418_768)
     parser.add_argument("--umis-per-cell", type=float, default=1_300.0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--cores", type=int, default=2)
-    parser.add_argument("--de-mc-samples", type=int, default=None)
-    parser.add_argument("--forcerun", nargs="*", default=None)
-    parser.add_argument("targets", nargs="*")
+    add_run_arguments(parser)
     args = parser.parse_intermixed_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     if args.command == "write":
@@ -390,7 +358,7 @@ def main() -> int:
             de_mc_samples=args.de_mc_samples,
             forcerun=args.forcerun,
         )
-    print(table(args.folder))
+    print(benchmark_table(args.folder, "covid"))
     return 0
 
 

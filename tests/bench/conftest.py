@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 CACHE_MAX_BYTES = 100 * 1024**2
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def load_bench_script(name: str) -> ModuleType:
+    """Import ``bench/<name>.py`` (a script, not a package module) and return it."""
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def bench_script():
+    """:func:`load_bench_script`, for the tests: ``bench_script("scale").simulate_sparse(...)``."""
+    return load_bench_script
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,6 @@ reads the real one (at a tiny size; the full size is a benchmark, bench/RESULTS.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import anndata as ad
 import numpy as np
 import yaml
@@ -14,19 +11,9 @@ from mrvi_repro.pipeline import DatasetSpec
 from mrvi_repro.pipeline.data import build_dataset
 from mrvi_repro.testing.standins.covid import COVID_OBS
 
-REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "bench" / "covid_fullsize.py"
 
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("covid_fullsize", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_generated_file_has_the_published_schema_and_reads_like_it(tmp_path):
-    script = _load_script()
+def test_generated_file_has_the_published_schema_and_reads_like_it(bench_script, tmp_path):
+    script = bench_script("covid_fullsize")
     path = script.write(tmp_path, n_cells=4000, n_features=800, n_kept=2600, umis=600.0, seed=0)
     published = ad.read_h5ad(path)
     assert published.shape == (4000, 800) and list(published.obs.columns) == list(COVID_OBS)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import subprocess
@@ -16,15 +15,8 @@ SCRIPT = REPO / "bench" / "scale.py"
 STEPS = ["simulate", "fit", "distances", "de", "da"]
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("scale", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_simulated_counts_are_csr_with_crossed_groups_and_batches():
-    adata = _load_script().simulate_sparse(3000, 60, 6, n_cell_types=3, seed=1, chunk=700)
+def test_simulated_counts_are_csr_with_crossed_groups_and_batches(bench_script):
+    adata = bench_script("scale").simulate_sparse(3000, 60, 6, n_cell_types=3, seed=1, chunk=700)
     x = adata.X
     assert x.format == "csr" and x.shape == (3000, 60) and x.dtype == np.float32
     assert np.all(x.data == np.round(x.data)) and x.data.min() >= 1

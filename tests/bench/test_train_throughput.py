@@ -6,7 +6,6 @@ persistent compilation cache, so the second run (same shapes) compiles nothing.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import subprocess
@@ -30,13 +29,6 @@ POSITIVE = (
     "val_neg_elbo",
     "n_params",
 )
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("train_throughput", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _run(args: list[str], env: dict[str, str]) -> dict:
@@ -81,8 +73,8 @@ def test_simulated_run(simulated):
     assert simulated["simulate_s"] > 0
 
 
-def test_given_files_same_as_simulated(simulated, env, tmp_path):
-    h5ad, idx = _load_script().write_dataset(tmp_path, **TINY)
+def test_given_files_same_as_simulated(bench_script, simulated, env, tmp_path):
+    h5ad, idx = bench_script("train_throughput").write_dataset(tmp_path, **TINY)
     assert np.load(idx).size == 540
     record = _run(["--h5ad", str(h5ad), "--train-indices", str(idx), *SCHEDULE], env)
     _check(record)

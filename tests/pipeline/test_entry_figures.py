@@ -107,3 +107,86 @@ def test_the_covid_entry_asks_for_the_papers_fig3(repo):
 def test_bad_figures_are_refused_with_the_reason(figures, changes, match):
     with pytest.raises(SpecError, match=match):
         parse(figures, **changes)
+
+
+# --- fig4: the perturbation-screen figure -----------------------------------------------------
+
+SCREEN = {
+    "source": {"kind": "simulate"},
+    "sample_key": "product_dose",
+    "labels_key": "_dummy",
+    "sample_covariates": ["product_name", "dose", "pathway", "target"],
+}
+FIG4 = {"reference": "Vehicle_0", "product": "product_name", "dose": "dose", "pathway": "pathway"}
+
+
+def parse_screen(**fig4):
+    entry = copy.deepcopy(SCREEN) | {"figures": {"fig4": FIG4 | fig4}}
+    return DatasetSpec.from_dict("s", entry)
+
+
+def test_fig4_defaults_and_resources():
+    spec = parse_screen(
+        cmap={"signatures": ["l1000/a.xls"], "metadata": ["l1000/m.xls"]},
+        gene_sets="genesets/h.gmt",
+        claims={"enriched": [{"samples": {"target": ["HDAC"]}, "gene_sets": ["H_1"]}]},
+    )
+    fig = spec.figures.fig4
+    assert spec.figures.names == ("fig4",)
+    assert (fig.top_fraction, fig.n_clusters, fig.n_permutations, fig.phase) == (
+        0.2,
+        8,
+        100,
+        "phase",
+    )
+    assert fig.cmap.dose == "10000" and fig.cmap.exclude == ("Estradiol", "sirolimus", "YC1")
+    assert fig.claims.enriched[0].direction == "either"
+    assert {"l1000/a.xls", "l1000/m.xls", "genesets/h.gmt"} <= set(spec.resources())
+
+
+def test_the_sciplex_entries_ask_for_fig4(repo):
+    for line, cmap in (("A549", 6), ("MCF7", 5), ("K562", 0)):
+        entry = yaml.safe_load((repo / "config" / "datasets" / f"sciplex_{line}.yaml").read_text())
+        fig = DatasetSpec.from_dict(line, entry).figures.fig4
+        assert fig.reference == "Vehicle_0" and fig.top_fraction == 0.2
+        assert (len(fig.cmap.signatures) if fig.cmap else 0) == cmap
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"reference": None}, "set 'reference'"),
+        ({"colour": "x"}, r"unknown key\(s\) \['colour'\]"),
+        ({"pathway": "moa"}, r"\['moa'\] not among the sample_covariates"),
+        ({"top_fraction": 1.5}, r"top_fraction must lie in \(0, 1\]"),
+        ({"claims": {"mostly": [{"drug": ["X"]}]}}, r"\['drug'\] not among"),
+        ({"claims": {"one_cluster": ["X"]}}, "give {sample covariate: .values.}"),
+        ({"claims": {"enriched": [{"samples": {"target": ["X"]}}]}}, "gene_sets must name"),
+        (
+            {
+                "claims": {
+                    "enriched": [
+                        {"samples": {"target": ["X"]}, "gene_sets": ["A"], "direction": "sideways"}
+                    ]
+                }
+            },
+            "direction must be one of",
+        ),  # fmt: skip
+        ({"de": {"mc_samples": 0}}, "mc_samples, max_cells and max_genes must be >= 1"),
+        ({"cmap": {"signatures": ["a"]}}, "fig4"),
+    ],
+)
+def test_bad_fig4_settings_are_refused_with_the_reason(changes, match):
+    with pytest.raises(SpecError, match=match):
+        parse_screen(**changes)
+
+
+def test_a_figure_not_asked_for_is_an_error_that_says_how_to_ask():
+    spec = parse_screen()
+    assert spec.figures.require("fig4", "s") is spec.figures.fig4
+    with pytest.raises(
+        ValueError, match=r"dataset 's' does not ask for fig3: add `figures: \{fig3"
+    ):
+        spec.figures.require("fig3", "s")
+    with pytest.raises(ValueError, match="does not ask for fig9"):
+        spec.figures.require("fig9", "s")

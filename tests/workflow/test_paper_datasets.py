@@ -121,9 +121,13 @@ def test_paper_config_lists_the_full_dag(repo, snakemake):
         for line in out.splitlines()
         if len(line.split()) == 2 and line.split()[1].isdigit()
     )
-    # 25 input files and the Hallmark gene sets of the COVID-19 entry's GSEA
-    assert jobs["download"] == "26" and jobs["sciplex_screen"] == "1"
+    # 25 input files, the Hallmark gene sets of the COVID-19 entry's GSEA and of Fig. 4f, and the
+    # 18 iLINCS L1000 exports of A549 (6 + 6) and MCF7 (5 + 1)
+    assert jobs["download"] == "44" and jobs["sciplex_screen"] == "1"
     # the COVID-19 and IBD entries' comparisons
     assert jobs["sample_groups"] == "1" and jobs["de_comparison"] == "2"
     assert jobs["da_comparison"] == "3"
     assert jobs["preprocess_dataset"] == "6" and jobs["fit_mrvi"] == "6"
+    # Fig. 4 and Extended Data Figs. 3-4: the three sci-Plex cell lines, CMap data for two
+    assert jobs["fig4_panels"] == "3" and jobs["screen_claims"] == "3"
+    assert jobs["cmap_clusters"] == "2" and jobs["fig3_panels"] == "1"

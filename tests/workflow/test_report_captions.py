@@ -19,7 +19,7 @@ from docutils.core import publish_parts
 from docutils.utils import SystemMessage
 from jinja2 import Environment
 
-from mrvi_repro.settings.names import FIG2_PANELS, FIG3_PANELS
+from mrvi_repro.settings.names import FIG2_PANELS, FIG3_PANELS, FIG4_PANELS
 
 #: The hyperlink targets Snakemake appends to every caption (snakemake.report, Snakemake 9).
 RST_LINKS = textwrap.dedent("""
@@ -79,14 +79,15 @@ def test_a_bad_caption_is_caught():
 def test_every_report_item_has_a_caption(repo):
     """Each caption named in the rules exists, and each caption file is used."""
     names = {p.stem for p in captions(repo)}
-    assert set(FIG2_PANELS) | set(FIG3_PANELS) <= names
+    panels = set(FIG2_PANELS) | set(FIG3_PANELS) | set(FIG4_PANELS)
+    assert panels <= names
     rules = "".join(p.read_text() for p in (repo / "workflow" / "rules").glob("*.smk"))
     snakefile = (repo / "Snakefile").read_text()
     for path in captions(repo):
         if path.name == "workflow.rst":
             assert 'report: "workflow/report/workflow.rst"' in snakefile
-        elif path.stem in FIG2_PANELS or path.stem in FIG3_PANELS:
-            # one per panel of the Fig. 2 and Fig. 3 rules
-            assert rules.count('caption=f"../report/{panel}.rst"') == 2
+        elif path.stem in panels:
+            # one per panel of the Fig. 2, Fig. 3 and Fig. 4 rules
+            assert rules.count('caption=f"../report/{panel}.rst"') == 3
         else:
             assert f'"../report/{path.name}"' in rules, path.name

@@ -14,7 +14,10 @@ the truth the stand-in writers planted (regenerated here with the same seed):
   planted statements (status separation, early/late onset groups, fewer CD16 monocytes and DCs,
   the interferon module up early);
 - sci-Plex: the whole DAG runs on an entry with a single label (integration label metrics NaN with
-  their reason) and a plate that varies within samples.
+  their reason) and a plate that varies within samples; Fig. 4 (target fig4): the retained
+  samples' clusters are the planted pathways, each cluster's DE genes call its planted program,
+  the Connectivity Map clusters of the L1000 stand-in are the pathways, MrVI beats the
+  permutation interval on both metrics and the claims table finds the planted statements.
 
 Slow: a few minutes on 2 cores.
 """
@@ -260,3 +263,84 @@ def test_covid_claims_reproduce_the_planted_statements(run):
         assert best >= 0.8, (row.module, sorted(members))
     # every claim of the entry is in the table, computed (the stand-in has every label)
     assert claims["holds"].notna().all() and len(claims) == 9
+
+
+# --- Fig. 4 of the sci-Plex stand-in (target fig4, part of `all` for entries asking for it) ----
+
+
+def test_sciplex_fig4_builds_every_panel(run):
+    from mrvi_repro.settings.names import FIG4_PANELS
+
+    results, _ = run
+    folder = results / "sciplex_A549_standin" / "figures" / "fig4"
+    for panel in FIG4_PANELS:
+        png = folder / f"{panel}.png"
+        width, height = struct.unpack(">II", png.read_bytes()[16:24])
+        assert width >= 600 and height >= 400, (panel, width, height)
+
+
+def _planted_program(truth, samples: pd.Series) -> pd.Series:
+    """Planted program of each drug-dose sample (its drug's; names ``<drug>_<dose>``)."""
+    drugs = read_standin_truth(truth, "sciplex")["drugs"]
+    return samples.str.rsplit("_", n=1).str[0].map(lambda d: drugs[d]["program"])
+
+
+def test_sciplex_screen_recovers_the_planted_pathways(run):
+    results, truth = run
+    screen = results / "sciplex_A549_standin" / "analysis" / "screen"
+    table = pd.read_csv(screen / "clusters.tsv", sep="\t", dtype={"cluster": str})
+    kept = table[table["retained"]]
+    planted = _planted_program(truth, kept["sample"])
+    # every retained sample is a treated one with a planted program, and the clusters are the
+    # planted pathways
+    assert planted.notna().all()
+    assert adjusted_rand_score(planted, kept["cluster"]) >= 0.8
+    # the planted program of each cluster is called by its DE genes: up set up, down set down,
+    # each the cluster's best set in its direction
+    enrichment = pd.read_csv(screen / "enrichment.tsv", sep="\t", dtype={"cluster": str})
+    for cluster, programs in planted.groupby(kept["cluster"].to_numpy()):
+        program = programs.mode().iloc[0].upper()
+        for direction, suffix in (("up", "UP"), ("down", "DN")):
+            rows = enrichment[
+                (enrichment["cluster"] == cluster) & (enrichment["direction"] == direction)
+            ].sort_values("pvalue")
+            assert rows["gene_set"].iloc[0] == f"STANDIN_SCIPLEX_{program}_{suffix}", rows.head()
+            assert rows["fdr"].iloc[0] < 1e-3
+    # the Connectivity Map clusters of the L1000 stand-in are the planted pathways
+    cmap = pd.read_csv(screen / "cmap_clusters.tsv", sep="\t", dtype=str)
+    drugs = read_standin_truth(truth, "sciplex")["drugs"]
+    programs = cmap["product"].map(lambda d: drugs[d]["program"])
+    assert len(cmap) == 7 and adjusted_rand_score(programs, cmap["cluster"]) == 1.0
+
+
+def test_sciplex_mrvi_beats_the_permutation_interval_on_both_metrics(run):
+    results, _ = run
+    metrics = pd.read_csv(
+        results / "sciplex_A549_standin" / "metrics" / "screen_metrics.tsv", sep="\t"
+    ).set_index(["method", "metric"])
+    percentile = metrics.loc[("mrvi", "intra_drug_percentile"), "value"]
+    silhouette = metrics.loc[("mrvi", "cmap_silhouette"), "value"]
+    assert percentile < metrics.loc[("random", "intra_drug_percentile"), "lower"] - 0.05
+    assert silhouette > metrics.loc[("random", "cmap_silhouette"), "upper"] + 0.05
+    # the composition baselines are scored on the same samples
+    assert {"composition_pca", "composition_scvi"} <= set(metrics.index.get_level_values(0))
+
+
+def test_sciplex_claims_reproduce_the_planted_statements(run):
+    results, _ = run
+    claims = pd.read_csv(
+        results / "sciplex_A549_standin" / "metrics" / "claims.tsv", sep="\t"
+    ).set_index("claim")
+    planted = [
+        "intra_drug_percentile_mrvi_vs_random",
+        "cmap_silhouette_mrvi_vs_random",
+        "one_cluster_0",
+        "one_cluster_1",
+        "mostly_0",
+        "enriched_0",
+        "enriched_1",
+        "enriched_2",
+    ]
+    assert claims.loc[planted, "holds"].astype(bool).all(), claims.loc[planted, ["ours", "holds"]]
+    # the comparisons with the composition baselines are computed (whatever they find)
+    assert claims["holds"].notna().all() and len(claims) == 12

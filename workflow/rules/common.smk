@@ -14,7 +14,12 @@ from snakemake.exceptions import WorkflowError
 
 from mrvi_repro.data.download import DOWNLOAD_DEFAULTS, RegistryError, load_registry
 from mrvi_repro.pipeline import DatasetSpec, SpecError, check_schema, merge_entry
-from mrvi_repro.settings.names import FIG2_PANELS, FIG3_PANELS, REPRESENTATION_KEYS
+from mrvi_repro.settings.names import (
+    FIG2_PANELS,
+    FIG3_PANELS,
+    FIG4_PANELS,
+    REPRESENTATION_KEYS,
+)
 
 SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
 
@@ -144,6 +149,14 @@ for _name, _spec in SPECS.items():
 SEMISYNTHETIC = [n for n, e in DATASETS.items() if e.get("semisynthetic") is not None]
 #: Datasets whose entry asks for the cohort figure (`figures: [fig3]`).
 FIG3 = [n for n, spec in SPECS.items() if "fig3" in spec.figures.names]
+#: Datasets whose entry asks for the perturbation-screen figure (`figures: {fig4: ...}`).
+FIG4 = [n for n, spec in SPECS.items() if "fig4" in spec.figures.names]
+_both = sorted(set(FIG3) & set(FIG4))
+if _both:
+    raise WorkflowError(
+        f"datasets {_both} ask for fig3 and fig4: an entry asks for one of them (both write "
+        "its metrics/claims.tsv)"
+    )
 
 
 wildcard_constraints:
@@ -183,6 +196,19 @@ FIG3_REPORT_LABELS = {
 }
 if set(FIG3_REPORT_LABELS) != set(FIG3_PANELS):
     raise WorkflowError("FIG3_REPORT_LABELS must label every panel of FIG3_PANELS")
+
+#: Report labels of the screen figure's panels (rule fig4_panels), in the paper's order.
+FIG4_REPORT_LABELS = {
+    "fig4a_pathway": ("4a", "u and z by drug pathway"),
+    "fig4b_phase": ("4b", "u and z by cell-cycle phase"),
+    "fig4c_distance_pca": ("4c", "PCA of the cells' distance matrices"),
+    "fig4d_metrics": ("4d", "agreement with prior knowledge"),
+    "fig4e_top_distances": ("4e", "retained samples' distances and clusters"),
+    "fig4f_enrichment": ("4f", "gene-set enrichment per cluster"),
+    "ed2_all_distances": ("ED 2", "all samples' distances"),
+}
+if set(FIG4_REPORT_LABELS) != set(FIG4_PANELS):
+    raise WorkflowError("FIG4_REPORT_LABELS must label every panel of FIG4_PANELS")
 
 
 def report_labels(panel, content):
@@ -327,11 +353,7 @@ def figures_entry(wildcards):
 def fig3_inputs(wildcards):
     """Inputs of `fig3_panels` and `cohort_claims`: the outputs the cohort figure reads."""
     name = wildcards.dataset
-    fig = SPECS[name].figures.fig3
-    if fig is None:
-        raise WorkflowError(
-            f"dataset {name!r} does not ask for fig3: add `figures: [fig3]` to its entry"
-        )
+    fig = fig_settings(wildcards, "fig3")
 
     def one(pattern, **more):
         return expand(pattern, dataset=name, **more)[0]
@@ -359,13 +381,62 @@ def fig3_outputs(name):
     ]
 
 
+def fig_settings(wildcards, name):
+    """The `figures.<name>` settings of a dataset (a WorkflowError when it does not ask)."""
+    try:
+        return SPECS[wildcards.dataset].figures.require(name, wildcards.dataset)
+    except ValueError as err:
+        raise WorkflowError(str(err)) from err
+
+
+def cmap_inputs(wildcards):
+    """Inputs of `cmap_clusters`: the cell line's iLINCS signature and metadata exports."""
+    cmap = fig_settings(wildcards, "fig4").cmap
+    if cmap is None:
+        raise WorkflowError(
+            f"dataset {wildcards.dataset!r}: figures.fig4 has no cmap files"
+        )
+    return {
+        "signatures": [resource_path(k) for k in cmap.signatures],
+        "metadata": [resource_path(k) for k in cmap.metadata],
+    }
+
+
+def screen_gene_sets(wildcards):
+    """The GMT of `figures.fig4.gene_sets` (none when not set)."""
+    key = fig_settings(wildcards, "fig4").gene_sets
+    return {"gene_sets": resource_path(key)} if key is not None else {}
+
+
+def screen_metric_inputs(wildcards):
+    """Inputs of `screen_metrics`: the CMap clusters when the entry has CMap data."""
+    if fig_settings(wildcards, "fig4").cmap is None:
+        return {}
+    return {"cmap": expand(rules.cmap_clusters.output.clusters, **wildcards)[0]}
+
+
+def fig4_outputs(name):
+    """The files of dataset `name`'s screen figure: panels and claims."""
+    return [
+        *expand(list(rules.fig4_panels.output), dataset=name),
+        *expand(rules.screen_claims.output, dataset=name),
+    ]
+
+
 def figure_benchmarks(name):
-    """The benchmark files of dataset `name`'s cohort-figure rules."""
-    if name not in FIG3:
-        return []
-    return expand(
-        [rules.fig3_panels.benchmark, rules.cohort_claims.benchmark], dataset=name
-    )
+    """The benchmark files of dataset `name`'s figure rules (cohort or screen figure)."""
+    files = []
+    if name in FIG3:
+        files += expand(
+            [rules.fig3_panels.benchmark, rules.cohort_claims.benchmark], dataset=name
+        )
+    if name in FIG4:
+        made_by = [rules.screen_clusters, rules.screen_metrics, rules.fig4_panels]
+        made_by += [rules.screen_claims]
+        if SPECS[name].figures.fig4.cmap is not None:
+            made_by.append(rules.cmap_clusters)
+        files += expand([r.benchmark for r in made_by], dataset=name)
+    return files
 
 
 def baselines_entry(*sections):
@@ -542,4 +613,5 @@ def get_final_outputs():
         for f in _expand([o for r in dataset_rules(name) for o in r.output], name)
         + comparison_outputs(name)
         + (fig3_outputs(name) if name in FIG3 else [])
+        + (fig4_outputs(name) if name in FIG4 else [])
     ]

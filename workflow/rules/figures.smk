@@ -1,8 +1,10 @@
 # Figures (plotnine): results/{dataset}/figures/. Every final figure is in the Snakemake report
 # (`snakemake --report report.html`) with a caption saying what to look for. Target rules:
 # `fig2` (the semi-synthetic benchmark's panels), `fig3` (the cohort figure of every entry whose
-# `figures` list asks for it, with its claims table), `extended_data` (every Extended Data figure
-# made so far) and `benchmarks` (run time and memory per rule).
+# `figures` list asks for it, with its claims table), `fig4` (the perturbation-screen figure of
+# every entry asking for it: Fig. 4 for A549, Extended Data Figs. 3-4 for MCF-7 and K562, with
+# claims), `extended_data` (every Extended Data figure made so far) and `benchmarks` (run time
+# and memory per rule).
 
 
 rule embeddings_2d:
@@ -113,6 +115,8 @@ rule cohort_claims:
         "results/{dataset}/logs/cohort_claims.log",
     benchmark:
         "results/{dataset}/benchmarks/cohort_claims.tsv"
+    wildcard_constraints:
+        dataset="|".join(FIG3) or "^$",
     conda:
         CONDA_ENV
     threads: 1
@@ -123,6 +127,78 @@ rule cohort_claims:
         entry=figures_entry,
     script:
         "../scripts/cohort_claims.py"
+
+
+rule fig4_panels:
+    input:
+        umap=rules.embeddings_2d.output[0],
+        h5ad=rules.preprocess_dataset.output.h5ad,
+        distances=rules.sample_distances.output[0],
+        stratification=rules.stratify_cells.output[0],
+        clusters=rules.screen_clusters.output.clusters,
+        de=rules.screen_clusters.output.de,
+        enrichment=rules.screen_clusters.output.enrichment,
+        metrics=rules.screen_metrics.output[0],
+    output:
+        **{
+            panel: report(
+                f"results/{{dataset}}/figures/fig4/{panel}.png",
+                caption=f"../report/{panel}.rst",
+                category="Figure 4 and Extended Data Figs. 2-4",
+                subcategory="{dataset}",
+                labels=report_labels(*FIG4_REPORT_LABELS[panel]),
+            )
+            for panel in FIG4_PANELS
+        },
+    log:
+        "results/{dataset}/logs/fig4_panels.log",
+    benchmark:
+        "results/{dataset}/benchmarks/fig4_panels.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=grow(4000, 10),
+        runtime=grow(30, 0.1),
+    params:
+        entry=figures_entry,
+    script:
+        "../scripts/fig4_panels.py"
+
+
+rule screen_claims:
+    input:
+        h5ad=rules.preprocess_dataset.output.h5ad,
+        distances=rules.sample_distances.output[0],
+        stratification=rules.stratify_cells.output[0],
+        clusters=rules.screen_clusters.output.clusters,
+        de=rules.screen_clusters.output.de,
+        enrichment=rules.screen_clusters.output.enrichment,
+        metrics=rules.screen_metrics.output[0],
+    output:
+        report(
+            "results/{dataset}/metrics/claims.tsv",
+            caption="../report/screen_claims.rst",
+            category="Claims",
+            subcategory="{dataset}",
+            labels=report_labels("1", "the paper's statements checked"),
+        ),
+    log:
+        "results/{dataset}/logs/screen_claims.log",
+    benchmark:
+        "results/{dataset}/benchmarks/screen_claims.tsv"
+    wildcard_constraints:
+        dataset="|".join(FIG4) or "^$",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=grow(2000, 5),
+        runtime=grow(10, 0.05),
+    params:
+        entry=figures_entry,
+    script:
+        "../scripts/screen_claims.py"
 
 
 rule metric_figures:
@@ -189,9 +265,15 @@ rule fig3:
         [f for name in FIG3 for f in fig3_outputs(name)],
 
 
+rule fig4:
+    input:
+        [f for name in FIG4 for f in fig4_outputs(name)],
+
+
 rule extended_data:
     input:
         expand(rules.fig3_panels.output.ed1_onset, dataset=FIG3),
+        expand(rules.fig4_panels.output.ed2_all_distances, dataset=FIG4),
 
 
 rule benchmarks:

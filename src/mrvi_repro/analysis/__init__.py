@@ -28,7 +28,8 @@ from ._comparisons import (
 )
 from ._de import Contrast, contrast_matrices, design_matrix, differential_expression
 from ._distances import iter_local_distances, local_sample_distances
-from ._gsea import gsea_prerank, read_gmt
+from ._gsea import gsea_prerank, overrepresentation, read_gmt
+from ._screen import cluster_de, cluster_enrichment, de_gene_lists, screen_clusters
 from ._stratify import sample_groups, stratify_cells
 
 __all__ = [
@@ -36,6 +37,11 @@ __all__ = [
     "AdmissibilityReference",
     "Contrast",
     "admissibility",
+    "cluster_de",
+    "cluster_enrichment",
+    "de_gene_lists",
+    "overrepresentation",
+    "screen_clusters",
     "admissibility_reference",
     "aggregated_log_probs",
     "cluster_abundance_test",

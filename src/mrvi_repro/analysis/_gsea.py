@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
     from types import ModuleType
 
 logger = logging.getLogger(__name__)
@@ -83,6 +83,45 @@ def read_gmt(path: str | Path) -> dict[str, list[str]]:
         raise ValueError(msg)
     logger.info("read_gmt: %d gene sets from %s", len(sets), path)
     return sets
+
+
+def sets_within(
+    gene_sets: Mapping[str, Sequence[str]],
+    universe: Iterable[str],
+    min_size: int,
+    max_size: int,
+    what: str,
+) -> dict[str, list[str]]:
+    """Restrict the gene sets to ``universe``; keep those with ``min_size`` to ``max_size`` genes.
+
+    Genes are matched case-sensitively and kept once, in the set's order; the sets left out are
+    counted in the log (``what`` names the caller).
+    """
+    universe = set(universe)
+    library: dict[str, list[str]] = {}
+    too_small, too_large = [], []
+    for name, genes in gene_sets.items():
+        present = [g for g in dict.fromkeys(genes) if g in universe]
+        if len(present) < min_size:
+            too_small.append(str(name))
+        elif len(present) > max_size:
+            too_large.append(str(name))
+        else:
+            library[str(name)] = present
+    if too_small or too_large:
+        logger.info(
+            "%s: %d of %d sets not tested (%d with < %d genes in the universe, e.g. %s; %d with "
+            "> %d)",
+            what,
+            len(too_small) + len(too_large),
+            len(gene_sets),
+            len(too_small),
+            min_size,
+            too_small[:3],
+            len(too_large),
+            max_size,
+        )
+    return library
 
 
 @contextlib.contextmanager
@@ -172,29 +211,7 @@ def gsea_prerank(
     if len(values) < 2:
         msg = f"gsea_prerank needs at least 2 scored genes, got {len(values)}"
         raise ValueError(msg)
-    ranked = set(values.index)
-    library: dict[str, list[str]] = {}
-    too_small, too_large = [], []
-    for name, genes in gene_sets.items():
-        present = [g for g in dict.fromkeys(genes) if g in ranked]
-        if len(present) < min_size:
-            too_small.append(str(name))
-        elif len(present) > max_size:
-            too_large.append(str(name))
-        else:
-            library[str(name)] = present
-    if too_small or too_large:
-        logger.info(
-            "gsea_prerank: %d of %d sets not tested (%d with < %d genes in the ranking, e.g. "
-            "%s; %d with > %d)",
-            len(too_small) + len(too_large),
-            len(gene_sets),
-            len(too_small),
-            min_size,
-            too_small[:3],
-            len(too_large),
-            max_size,
-        )
+    library = sets_within(gene_sets, values.index, min_size, max_size, "gsea_prerank")
     if not library:
         logger.warning("gsea_prerank: no gene set left to test")
         return pd.DataFrame({c: [] for c in GSEA_COLUMNS})
@@ -260,3 +277,76 @@ def gsea_prerank(
         int((table["fdr"] < 0.05).sum()),
     )
     return table
+
+
+#: Columns of :func:`overrepresentation`'s table.
+ORA_COLUMNS = ("gene_set", "size", "n_genes", "overlap", "pvalue", "fdr", "genes")
+
+
+def overrepresentation(
+    genes: Iterable[str],
+    gene_sets: Mapping[str, Sequence[str]],
+    universe: Sequence[str],
+    *,
+    min_size: int = 5,
+    max_size: int = 500,
+) -> pd.DataFrame:
+    """Over-representation of a gene list in each gene set (one-sided hypergeometric test).
+
+    The enrichment of a DE gene set (e.g. a cluster's up-regulated genes, Fig. 4f) as Enrichr
+    and ``gseapy.enrich`` test it: with N genes in ``universe``, K of them in the set and n in
+    the list, the p-value of k or more of the list in the set is the hypergeometric survival
+    function (:func:`scipy.stats.hypergeom`); FDR by Benjamini-Hochberg over the tested sets.
+
+    Parameters
+    ----------
+    genes
+        The gene list (genes outside ``universe`` are an error: they could not have been found).
+    gene_sets
+        Set name -> genes (e.g. :func:`read_gmt`), restricted to ``universe``.
+    universe
+        Every gene that could have been in the list (e.g. the model's genes).
+    min_size, max_size
+        Sets with fewer or more genes in the universe are not tested (logged).
+
+    Returns
+    -------
+    One row per tested set, by increasing p-value: ``gene_set``, ``size`` (genes of the set in
+    the universe), ``n_genes`` (the list's length), ``overlap``, ``pvalue``, ``fdr`` and
+    ``genes`` (the overlap, comma-joined). Empty (with these columns) for an empty list or when
+    no set is tested.
+
+    Raises
+    ------
+    ValueError
+        Genes outside the universe, a universe with duplicates, or sizes out of order.
+    """
+    from scipy import stats
+
+    if not 1 <= min_size <= max_size:
+        msg = f"need 1 <= min_size <= max_size, got {min_size} and {max_size}"
+        raise ValueError(msg)
+    universe_index = pd.Index([str(g) for g in universe])
+    if universe_index.has_duplicates:
+        msg = f"universe has duplicated genes, e.g. {list(universe_index[universe_index.duplicated()][:5])}"
+        raise ValueError(msg)
+    listed = list(dict.fromkeys(str(g) for g in genes))
+    outside = [g for g in listed if g not in set(universe_index)]
+    if outside:
+        msg = f"{len(outside)} genes of the list are not in the universe, e.g. {outside[:5]}"
+        raise ValueError(msg)
+    library = sets_within(gene_sets, universe_index, min_size, max_size, "overrepresentation")
+    if not listed or not library:
+        return pd.DataFrame({c: [] for c in ORA_COLUMNS})
+    chosen = set(listed)
+    n_universe, n_list = len(universe_index), len(listed)
+    rows = []
+    for name, members in library.items():
+        hits = [g for g in members if g in chosen]
+        p = float(stats.hypergeom.sf(len(hits) - 1, n_universe, len(members), n_list))
+        rows.append((name, len(members), n_list, len(hits), min(p, 1.0), ",".join(hits)))
+    table = pd.DataFrame(
+        rows, columns=["gene_set", "size", "n_genes", "overlap", "pvalue", "genes"]
+    )
+    table.insert(5, "fdr", stats.false_discovery_control(table["pvalue"].to_numpy()))
+    return table.sort_values(["pvalue", "gene_set"], kind="stable").reset_index(drop=True)

@@ -25,6 +25,7 @@ from ._claims import (
     Claim,
     claims_over_seeds,
     claims_table,
+    claims_with_missing,
     summary_values,
 )
 from ._cohort import (
@@ -59,6 +60,22 @@ from ._metrics import (
     tree_clusters,
     tree_recovery,
 )
+from ._screen import (
+    RANDOM,
+    SCREEN_METRIC_COLUMNS,
+    SCREEN_METRICS,
+    ScreenResults,
+    cmap_sample_labels,
+    cmap_silhouette,
+    intra_drug_percentile,
+    permutation_interval,
+    permutation_scores,
+    pooled_distances,
+    screen_claim_list,
+    screen_metric_table,
+    screen_summary,
+    split_sample_names,
+)
 from ._semisynthetic import (
     collect_summary,
     semisynthetic_da_metrics,
@@ -67,6 +84,21 @@ from ._semisynthetic import (
 )
 
 __all__ = [
+    "RANDOM",
+    "SCREEN_METRICS",
+    "SCREEN_METRIC_COLUMNS",
+    "ScreenResults",
+    "claims_with_missing",
+    "cmap_sample_labels",
+    "cmap_silhouette",
+    "intra_drug_percentile",
+    "permutation_interval",
+    "permutation_scores",
+    "pooled_distances",
+    "screen_claim_list",
+    "screen_metric_table",
+    "screen_summary",
+    "split_sample_names",
     "CohortResults",
     "case_groups",
     "cell_clusters",

@@ -25,6 +25,11 @@ VERDICT_COLUMNS = ("claim", "text", "n_seeds", "n_hold", "mean_margin", "sd_marg
 Entry = tuple[str, str]
 
 
+def _number(value: float) -> str:
+    """Three decimals, or three significant digits for a tiny non-zero value (a p-value, FDR)."""
+    return f"{value:.3g}" if value != 0 and abs(value) < 1e-3 else f"{value:.3f}"
+
+
 @dataclass(frozen=True)
 class Claim:
     """One claim: ``left`` is better than ``right`` (an entry or a threshold).
@@ -66,10 +71,10 @@ class Claim:
     def describe(self, summary: Mapping[Entry, float]) -> str:
         """Describe the compared values (``mrvi da_pr_auc 0.670 vs milo 0.820``)."""
         left, right = self.values(summary)
-        name = f"{self.left[0]} {self.left[1]} {left:.3f}"
+        name = f"{self.left[0]} {self.left[1]} {_number(left)}"
         if isinstance(self.right, int | float):
             return f"{name} vs {right:g}"
-        return f"{name} vs {self.right[0]} {right:.3f}"
+        return f"{name} vs {self.right[0]} {_number(right)}"
 
 
 #: The claims of the paper's semi-synthetic benchmark (Results, Fig. 2, Supp. Fig. 2).
@@ -223,3 +228,23 @@ def claims_over_seeds(
             (claim.key, claim.text, len(margins), int((margins > 0).sum()), mean, sd, verdict)
         )
     return pd.DataFrame(rows, columns=list(VERDICT_COLUMNS))
+
+
+def claims_with_missing(summary: pd.DataFrame, claims: Iterable[Claim]) -> pd.DataFrame:
+    """Like :func:`claims_table`, with a row for every claim, in the given order.
+
+    A claim whose numbers the summary lacks or are not finite (a label, gene or drug absent from
+    the data) gets ``ours`` "not computed" and an empty ``margin`` and ``holds``.
+    """
+    claims = list(claims)
+    table = claims_table(summary, claims).set_index("claim")
+    rows = []
+    for claim in claims:
+        if claim.key in table.index and np.isfinite(table.loc[claim.key, "margin"]):
+            rows.append(table.loc[claim.key].to_dict() | {"claim": claim.key})
+        else:
+            rows.append(
+                {"claim": claim.key, "text": claim.text, "paper": claim.paper}
+                | {"ours": "not computed", "margin": np.nan, "holds": pd.NA}
+            )
+    return pd.DataFrame(rows, columns=list(CLAIM_COLUMNS))

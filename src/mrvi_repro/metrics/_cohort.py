@@ -22,7 +22,7 @@ import pandas as pd
 
 from mrvi_repro.analysis import compare_sample_groups
 
-from ._claims import CLAIM_COLUMNS, Claim, claims_table
+from ._claims import Claim, claims_with_missing
 from ._metrics import intra_cluster_distance_ratio
 
 if TYPE_CHECKING:
@@ -358,15 +358,4 @@ def cohort_claims(summary: pd.DataFrame, spec: Fig3Spec) -> pd.DataFrame:
     Every claim has a row: one whose number could not be computed (a label or gene absent
     from the data, fewer than two case groups) has an empty ``ours``, ``margin`` and ``holds``.
     """
-    claims = cohort_claim_list(spec, summary)
-    table = claims_table(summary, claims).set_index("claim")
-    rows = []
-    for claim in claims:
-        if claim.key in table.index and np.isfinite(table.loc[claim.key, "margin"]):
-            rows.append(table.loc[claim.key].to_dict() | {"claim": claim.key})
-        else:
-            rows.append(
-                {"claim": claim.key, "text": claim.text, "paper": claim.paper}
-                | {"ours": "not computed", "margin": np.nan, "holds": pd.NA}
-            )
-    return pd.DataFrame(rows, columns=list(CLAIM_COLUMNS))
+    return claims_with_missing(summary, cohort_claim_list(spec, summary))

@@ -34,7 +34,7 @@ from mrvi_repro.settings.data import (
     SubsetSpec,
     TenxMtxTarSource,
 )
-from mrvi_repro.settings.figures import Fig3Spec, FiguresSpec
+from mrvi_repro.settings.figures import Fig3Spec, Fig4Spec, FiguresSpec
 from mrvi_repro.settings.model import MrVIConfig, SCVIConfig, TrainConfig
 from mrvi_repro.settings.names import DA_ESTIMATORS, LINKAGE_METHODS, REPRESENTATION_KEYS
 
@@ -386,21 +386,25 @@ def _figures(entry: dict[str, Any], where: str) -> FiguresSpec:
     try:
         requested = FiguresSpec.requested(entry.get("figures"), f"{where}: figures")
         comparisons = entry.get("comparisons") or ComparisonsSpec()
-        figures = {
-            name: Fig3Spec.parse(
-                settings,
-                f"{where}: figures.{name}",
-                sample_covariates=tuple(entry.get("sample_covariates", ())),
+        covariates = tuple(entry.get("sample_covariates", ()))
+        figures: dict[str, Fig3Spec | Fig4Spec] = {}
+        if "fig3" in requested:
+            figures["fig3"] = Fig3Spec.parse(
+                requested["fig3"],
+                f"{where}: figures.fig3",
+                sample_covariates=covariates,
                 sample_groups={g.name: g.compare for g in comparisons.sample_groups},
                 da=[c.name for c in comparisons.da],
                 de_with_modules=[c.name for c in comparisons.de if c.modules is not None],
             )
-            for name, settings in requested.items()
-        }
+        if "fig4" in requested:
+            figures["fig4"] = Fig4Spec.parse(
+                requested["fig4"], f"{where}: figures.fig4", sample_covariates=covariates
+            )
     except ValueError as err:
         raise SpecError(str(err)) from err
-    if figures and entry.get("labels_key") is None:
-        msg = f"{where}: figures {sorted(figures)} need a labels_key (cell types of panels a, c)"
+    if "fig3" in figures and entry.get("labels_key") is None:
+        msg = f"{where}: figures [fig3] need a labels_key (cell types of panels a, c)"
         raise SpecError(msg)
     return FiguresSpec(**figures)
 
@@ -551,7 +555,8 @@ class DatasetSpec:
     def resources(self) -> list[str]:
         """Every download-registry key the entry reads.
 
-        The source, sample metadata, recipe files and the gene sets of the comparisons.
+        The source, sample metadata, recipe files, the gene sets of the comparisons and the
+        files of the screen figure (Connectivity Map exports, gene sets).
         """
         keys: list[str] = []
         if isinstance(self.source, ScpBundlesSource):
@@ -563,6 +568,10 @@ class DatasetSpec:
         if isinstance(self.recipe, SciplexRecipe):
             keys += [self.recipe.plate_table, self.recipe.cell_cycle_genes]
         keys += [c.gsea.gene_sets for c in self.comparisons.de if c.gsea is not None]
+        fig4 = self.figures.fig4
+        if fig4 is not None:
+            keys += list(fig4.cmap.resources) if fig4.cmap is not None else []
+            keys += [fig4.gene_sets] if fig4.gene_sets is not None else []
         return list(dict.fromkeys(keys))
 
     def sciplex_screen(self) -> SciplexScreen | None:

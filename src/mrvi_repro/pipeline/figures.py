@@ -26,14 +26,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def fig3_settings(spec: DatasetSpec) -> Fig3Spec:
-    """Return the entry's ``figures.fig3`` settings (an error when it does not ask for fig3)."""
-    if spec.figures.fig3 is None:
-        msg = f"dataset {spec.name!r} does not ask for fig3 (its entry's `figures` section)"
-        raise ValueError(msg)
-    return spec.figures.fig3
-
-
 def load_cohort_results(
     spec: DatasetSpec,
     *,
@@ -59,7 +51,7 @@ def load_cohort_results(
     from mrvi_repro.data.contract import per_sample
     from mrvi_repro.metrics import CohortResults
 
-    fig = fig3_settings(spec)
+    fig: Fig3Spec = spec.figures.require("fig3", spec.name)
     if len(da) != len(fig.da) or len(da_tests) != len(fig.da):
         msg = f"give the da.nc and cluster_test.tsv of each DA comparison {list(fig.da)}"
         raise ValueError(msg)
@@ -102,7 +94,7 @@ def write_fig3(
     """
     from mrvi_repro.plotting import cohort_figure, module_gene_table, save_figure
 
-    fig = fig3_settings(spec)
+    fig: Fig3Spec = spec.figures.require("fig3", spec.name)
     panels = cohort_figure(results, embedding, fig, seed=spec.mrvi.seed)
     for name, panel in panels.items():
         save_figure(panel.plot, outputs[name], width=panel.width, height=panel.height)
@@ -116,7 +108,7 @@ def write_cohort_claims(
     """Check the paper's Fig. 3 statements on the entry's outputs; write and return the table."""
     from mrvi_repro.metrics import cohort_claims, cohort_summary
 
-    fig = fig3_settings(spec)
+    fig: Fig3Spec = spec.figures.require("fig3", spec.name)
     summary = cohort_summary(results, fig, n_permutations=n_permutations, seed=spec.mrvi.seed)
     claims = cohort_claims(summary, fig)
     for row in claims.itertuples():

@@ -40,6 +40,7 @@ from ._panels import (
     plot_runtime,
     save_figure,
 )
+from ._screen import plot_enrichment_tiles, plot_screen_metrics, screen_figure
 from ._theme import (
     DISCRETE_PALETTE,
     LOWER_IS_BETTER,
@@ -57,6 +58,9 @@ from ._theme import (
 
 __all__ = [
     "cohort_figure",
+    "plot_enrichment_tiles",
+    "plot_screen_metrics",
+    "screen_figure",
     "module_gene_table",
     "plot_alluvial",
     "plot_group_values",

@@ -360,6 +360,10 @@ _TRACK_CMAPS = ("Blues", "Oranges", "Purples", "Greens", "Reds", "Greys")
 _TRACK_BINS = 4
 #: Distance between the annotation bars, in tiles (bars are 0.8 wide: room for their names).
 _TRACK_STEP = 1.3
+#: Samples above which the annotation bars of a heatmap widen (one tile wide up to it).
+_BAR_SAMPLES = 40
+#: Samples above which a heatmap leaves out the sample names (unreadable at any size).
+_MAX_NAMED_SAMPLES = 150
 
 
 def _format_number(v: float) -> str:
@@ -371,10 +375,10 @@ def _track_levels(
 ) -> tuple[pd.Series, dict[str, str], bool]:
     """Return a track's level per sample (index), each level's colour, and if it was binned.
 
-    A track whose present values are mostly numbers (at least half, more than
-    :data:`_TRACK_BINS` distinct) is binned into quantile ranges (``"2-8"``) coloured along a
-    sequential map (the ``numeric_index``-th of :data:`_TRACK_CMAPS`); its other values
-    (``Healthy``) get greys. A categorical track's sorted levels get the discrete palette (the
+    A track whose present values are mostly numbers (at least half, two or more distinct) is
+    coloured along a sequential map (the ``numeric_index``-th of :data:`_TRACK_CMAPS`), one shade
+    per value up to :data:`_TRACK_BINS` values, else binned into quantile ranges (``"2-8"``); its
+    other values (``Healthy``) get greys. A categorical track's sorted levels get the discrete palette (the
     first track) or, from ``palette_offset`` on, the palette followed by evenly spaced hues, so
     that two categorical tracks never share a colour.
     """
@@ -382,18 +386,22 @@ def _track_levels(
 
     present = values.dropna().astype(str)
     numbers = pd.to_numeric(present, errors="coerce")
-    if numbers.notna().sum() >= max(2, len(present) / 2) and numbers.nunique() > _TRACK_BINS:
+    if numbers.notna().sum() >= max(2, len(present) / 2) and numbers.nunique() >= 2:
         valid = numbers.dropna()
-        bins = pd.qcut(valid, _TRACK_BINS, duplicates="drop")
-        intervals = list(bins.cat.categories)
-        lows = [valid[bins == iv].min() for iv in intervals]
-        highs = [valid[bins == iv].max() for iv in intervals]
-        names = [
-            _format_number(lo) if lo == hi else f"{_format_number(lo)}-{_format_number(hi)}"
-            for lo, hi in zip(lows, highs, strict=True)
-        ]
         level = present.copy()
-        level[bins.index] = [names[intervals.index(iv)] for iv in bins]
+        if numbers.nunique() > _TRACK_BINS:
+            bins = pd.qcut(valid, _TRACK_BINS, duplicates="drop")
+            intervals = list(bins.cat.categories)
+            lows = [valid[bins == iv].min() for iv in intervals]
+            highs = [valid[bins == iv].max() for iv in intervals]
+            names = [
+                _format_number(lo) if lo == hi else f"{_format_number(lo)}-{_format_number(hi)}"
+                for lo, hi in zip(lows, highs, strict=True)
+            ]
+            level[bins.index] = [names[intervals.index(iv)] for iv in bins]
+        else:  # few values (e.g. doses): one shade per value, in numeric order
+            names = [_format_number(v) for v in sorted(valid.unique())]
+            level[valid.index] = [_format_number(v) for v in valid]
         cmap = colormaps[_TRACK_CMAPS[numeric_index % len(_TRACK_CMAPS)]]
         shades = np.linspace(0.3, 0.9, len(names))
         colors = {n: _hex(cmap(float(t))) for n, t in zip(names, shades, strict=True)}
@@ -420,6 +428,7 @@ def _group_bars(
     *,
     top: bool,
     text_size: float,
+    unit: float = 1.0,
 ) -> list:
     """Layers of the annotation bars of :func:`plot_distance_heatmap` and their legend.
 
@@ -427,7 +436,8 @@ def _group_bars(
     the matrix, with its name above it when there are several); with ``top``, the first track also above the columns. The
     distances own the fill scale, so each level's tiles get a fixed fill (one layer per level)
     and the legend comes from invisible points with a colour scale of the same colours; with
-    several tracks its entries are ``"<track>: <level>"``.
+    several tracks its entries are ``"<track>: <level>"``. ``unit``: the bars' width and spacing
+    in tiles (more than 1 for many samples, so that the bars stay visible).
     """
     n = len(ordered)
     pos = np.arange(1, n + 1, dtype=np.float64)
@@ -444,14 +454,22 @@ def _group_bars(
         prefix = f"{name}: " if len(tracks) > 1 else ""
         entry = level.reindex(list(ordered)).map(lambda v, p=prefix: None if pd.isna(v) else p + v)
         colors |= {prefix + lv: c for lv, c in track_colors.items()}
-        x = -0.1 - _TRACK_STEP * k
+        x = round(0.5 - unit * (0.6 + _TRACK_STEP * k), 9)
         frames.append(
-            pd.DataFrame({"x": x, "y": pos[::-1], "group": entry.to_numpy(), "w": 0.8, "h": 1.0})
+            pd.DataFrame(
+                {"x": x, "y": pos[::-1], "group": entry.to_numpy(), "w": 0.8 * unit, "h": 1.0}
+            )
         )
         if top and k == 0:
             frames.append(
                 pd.DataFrame(
-                    {"x": pos, "y": n + 1.1, "group": entry.to_numpy(), "w": 1.0, "h": 0.8}
+                    {
+                        "x": pos,
+                        "y": round(n + 0.5 + 0.6 * unit, 9),
+                        "group": entry.to_numpy(),
+                        "w": 1.0,
+                        "h": 0.8 * unit,
+                    }
                 )
             )
     bars = pd.concat(frames, ignore_index=True).dropna(subset=["group"])
@@ -470,8 +488,8 @@ def _group_bars(
     if len(tracks) > 1:
         names = pd.DataFrame(
             {
-                "x": [-0.1 - _TRACK_STEP * k for k in range(len(tracks))],
-                "y": n + 0.7,
+                "x": [round(0.5 - unit * (0.6 + _TRACK_STEP * k), 9) for k in range(len(tracks))],
+                "y": n + 0.5 + 0.2 * unit,
                 "label": [t for t, _ in tracks],
             }
         )
@@ -531,7 +549,7 @@ def plot_distance_heatmap(
     dendrogram_height
         Height of the dendrogram as a fraction of the heatmap's height.
     axis_text_size
-        Font size of the sample names.
+        Font size of the sample names (left out above 150 samples, where they cannot be read).
     limits
         Range of the colour scale (values beyond are drawn in the end colours): give several
         heatmaps the same limits to compare them. Default: the matrix's own range.
@@ -584,18 +602,20 @@ def plot_distance_heatmap(
 
     plot = ggplot(df) + geom_tile(aes("sample_x", "sample_y", fill="distance"))
     top_row = n + 0.5  # upper edge of what is drawn so far
+    unit = max(1.0, n / _BAR_SAMPLES)  # annotation bars in tiles: visible however many samples
     tracks = ([(group_title, groups)] if groups is not None else []) + list(
         (annotations or {}).items()
     )
     if tracks:
         legend = group_title if groups is not None and not annotations else "Annotations"
         plot += _group_bars(
-            ordered, tracks, legend, top=groups is not None, text_size=axis_text_size
+            ordered, tracks, legend, top=groups is not None, text_size=axis_text_size, unit=unit
         )
         if groups is not None:
-            top_row = n + 1.5  # the column bar ends at n + 1.1 + 0.4
+            top_row = n + 0.5 + unit  # the column bar's upper edge
         if len(tracks) > 1:
-            top_row = max(top_row, n + 0.7 + 0.12 * max(len(t) for t, _ in tracks))
+            longest = max(len(t) for t, _ in tracks)
+            top_row = max(top_row, n + 0.5 + 0.2 * unit + 0.12 * unit * longest)
     if segments is not None:
         # Discrete positions are 1..n: leaves at x = 1..n, the dendrogram stacked above the top
         # row (y = n + 0.5, or the group bar's n + 1.5), its height a fraction of the heatmap's.
@@ -630,9 +650,12 @@ def plot_distance_heatmap(
     plot += coord_fixed(ratio=1.0)
     plot += labs(x="", y="", fill=label if label is not None else "distance")
     plot += theme_mrvi()
+    names_shown = n <= _MAX_NAMED_SAMPLES
     plot += theme(
-        axis_text_x=element_text(size=axis_text_size, rotation=90, ha="center", va="top"),
-        axis_text_y=element_text(size=axis_text_size),
+        axis_text_x=element_text(size=axis_text_size, rotation=90, ha="center", va="top")
+        if names_shown
+        else element_blank(),
+        axis_text_y=element_text(size=axis_text_size) if names_shown else element_blank(),
         axis_ticks=element_blank(),
         panel_grid=element_blank(),
         panel_border=element_blank(),

@@ -15,7 +15,7 @@ from typing import Any
 
 #: Figures a dataset entry can ask for (the semi-synthetic Fig. 2 is drawn for every entry with a
 #: ``semisynthetic`` section, without asking).
-FIGURE_NAMES = ("fig3",)
+FIGURE_NAMES = ("fig3", "fig4")
 
 
 def _names(values: Any) -> tuple[str, ...]:
@@ -130,12 +130,7 @@ class Fig3Spec:
         ValueError
             Naming the setting and what the entry offers instead.
         """
-        entry = dict(entry or {})
-        names = set(cls.__dataclass_fields__)
-        unknown = sorted(set(entry) - names)
-        if unknown:
-            msg = f"{where}: unknown key(s) {unknown}; allowed: {sorted(names)}"
-            raise ValueError(msg)
+        entry = _known_keys(entry, cls, where)
         covariates = list(sample_covariates)
         if not sample_groups:
             msg = f"{where}: needs a comparisons.sample_groups set (panel d's donor groups)"
@@ -185,14 +180,7 @@ class Fig3Spec:
                 raise ValueError(msg)
         compartments = entry.get("compartments") or {}
         entry["compartments"] = {str(k): _names(v) for k, v in dict(compartments).items()}
-        claims = dict(entry.get("claims") or {})
-        allowed_claims = set(CohortClaimsSpec.__dataclass_fields__)
-        if set(claims) - allowed_claims:
-            msg = (
-                f"{where}: claims: unknown key(s) {sorted(set(claims) - allowed_claims)}; "
-                f"allowed: {sorted(allowed_claims)}"
-            )
-            raise ValueError(msg)
+        claims = _known_keys(entry.get("claims"), CohortClaimsSpec, f"{where}: claims")
         entry["claims"] = CohortClaimsSpec(**claims)
         try:
             return cls(**entry)
@@ -200,16 +188,291 @@ class Fig3Spec:
             raise ValueError(f"{where}: {err}") from err
 
 
+def _known_keys(entry: Mapping[str, Any] | None, cls: type, where: str) -> dict[str, Any]:
+    """Return ``entry`` as a dict; refuse keys that are not fields of the dataclass ``cls``."""
+    entry = dict(entry or {})
+    names = set(cls.__dataclass_fields__)
+    unknown = sorted(set(entry) - names)
+    if unknown:
+        msg = f"{where}: unknown key(s) {unknown}; allowed: {sorted(names)}"
+        raise ValueError(msg)
+    return entry
+
+
+def _selection(entry: Any, where: str) -> dict[str, tuple[str, ...]]:
+    """``{sample covariate: [values]}`` with the values as text (one value alone allowed)."""
+    if not isinstance(entry, Mapping) or not entry:
+        msg = f"{where}: give {{sample covariate: [values]}}, got {entry!r}"
+        raise ValueError(msg)
+    return {str(k): _names(v) for k, v in entry.items()}
+
+
+#: Directions of an enrichment claim: the DE genes up in the cluster, down, or either.
+ENRICHMENT_DIRECTIONS = ("up", "down", "either")
+
+
+@dataclass(frozen=True)
+class EnrichmentClaim:
+    """A gene-set finding of Fig. 4f: a cluster of the selected samples calls one of the sets.
+
+    ``samples``: ``{sample covariate: [values]}`` (e.g. ``{target: [HDAC]}``); the clusters
+    checked are those in which the selected retained samples are the majority (or, when none
+    is, the cluster holding most of them). ``gene_sets``: names in the GMT file; ``direction``:
+    the enrichment of the cluster's up-regulated DE genes, down-regulated ones, or either.
+    """
+
+    samples: dict[str, tuple[str, ...]]
+    gene_sets: tuple[str, ...]
+    direction: str = "either"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "gene_sets", _names(self.gene_sets))
+        if not self.gene_sets:
+            msg = "gene_sets must name at least one gene set"
+            raise ValueError(msg)
+        if self.direction not in ENRICHMENT_DIRECTIONS:
+            msg = f"direction must be one of {list(ENRICHMENT_DIRECTIONS)}, got {self.direction!r}"
+            raise ValueError(msg)
+
+
+@dataclass(frozen=True)
+class ScreenClaimsSpec:
+    """The paper's Fig. 4 statements about the sample clusters, in the entry's terms.
+
+    ``one_cluster``: sample selections (``{covariate: [values]}``, e.g. all doses of
+    trametinib) whose retained samples should fall into one cluster; ``mostly``: selections
+    (e.g. ``{target: [HDAC]}``) whose retained samples should lie in clusters made mostly of
+    them; ``enriched``: gene-set findings (:class:`EnrichmentClaim`).
+    """
+
+    one_cluster: tuple[dict[str, tuple[str, ...]], ...] = ()
+    mostly: tuple[dict[str, tuple[str, ...]], ...] = ()
+    enriched: tuple[EnrichmentClaim, ...] = ()
+
+    @classmethod
+    def parse(cls, entry: Mapping[str, Any] | None, where: str) -> ScreenClaimsSpec:
+        """Parse ``{one_cluster: [...], mostly: [...], enriched: [...]}``."""
+        entry = _known_keys(entry, cls, where)
+        enriched = []
+        for i, item in enumerate(entry.get("enriched") or []):
+            item = dict(item or {})
+            try:
+                enriched.append(
+                    EnrichmentClaim(
+                        _selection(item.get("samples"), f"{where}.enriched[{i}].samples"),
+                        item.get("gene_sets"),
+                        str(item.get("direction", "either")),
+                    )
+                )
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"{where}.enriched[{i}]: {err}") from err
+        return cls(
+            one_cluster=tuple(
+                _selection(s, f"{where}.one_cluster[{i}]")
+                for i, s in enumerate(entry.get("one_cluster") or [])
+            ),
+            mostly=tuple(
+                _selection(s, f"{where}.mostly[{i}]")
+                for i, s in enumerate(entry.get("mostly") or [])
+            ),
+            enriched=tuple(enriched),
+        )
+
+    @property
+    def covariates(self) -> set[str]:
+        """The sample covariates the claims select on."""
+        selections = [*self.one_cluster, *self.mostly, *(e.samples for e in self.enriched)]
+        return {c for s in selections for c in s}
+
+
+@dataclass(frozen=True)
+class CmapSpec:
+    """The Connectivity Map ground truth of Fig. 4d: iLINCS L1000 exports (registry keys).
+
+    ``signatures`` and ``metadata``: the signature and signature-metadata files of the cell line
+    (download-registry keys, e.g. ``l1000/A549_sig_batch_1.xls``); ``dose``: the dose whose
+    samples are scored (the paper's highest, 10,000 nM); ``min_ratio`` and ``exclude``: the
+    matching of perturbagen names to the screen's drugs; ``resolution``: Leiden on the
+    signatures' similarity graph.
+    """
+
+    signatures: tuple[str, ...]
+    metadata: tuple[str, ...]
+    dose: str = "10000"
+    min_ratio: float = 0.9
+    exclude: tuple[str, ...] = ("Estradiol", "sirolimus", "YC1")
+    resolution: float = 0.9
+
+    def __post_init__(self) -> None:
+        for name in ("signatures", "metadata", "exclude"):
+            object.__setattr__(self, name, _names(getattr(self, name)))
+        object.__setattr__(self, "dose", str(self.dose))
+        if not self.signatures or not self.metadata:
+            msg = "cmap needs signatures and metadata files (download-registry keys)"
+            raise ValueError(msg)
+        if not 0 < self.min_ratio <= 1 or self.resolution <= 0:
+            msg = "cmap: min_ratio must lie in (0, 1] and resolution be > 0"
+            raise ValueError(msg)
+
+    @property
+    def resources(self) -> tuple[str, ...]:
+        """Every registry key the ground truth reads."""
+        return (*self.signatures, *self.metadata)
+
+
+@dataclass(frozen=True)
+class ScreenDESpec:
+    """DE of each sample cluster against the reference (Fig. 4f) and the DE gene sets.
+
+    MrVI's multivariate DE with the clusters as one covariate, fitted on the retained samples
+    and the reference, each cluster's contrast against the reference; LFCs averaged over at most
+    ``max_cells`` cells (a seeded subsample). DE genes: mean LFC (log2) beyond ``min_lfc`` in
+    either direction, the ``max_genes`` strongest per direction, tested for over-representation
+    in each gene set of ``min_size`` to ``max_size`` genes among the model's genes.
+    """
+
+    mc_samples: int = 20
+    max_cells: int = 10_000
+    admissibility: bool = True
+    min_lfc: float = 0.5
+    max_genes: int = 200
+    min_size: int = 5
+    max_size: int = 500
+
+    def __post_init__(self) -> None:
+        if min(self.mc_samples, self.max_cells, self.max_genes) < 1:
+            msg = "mc_samples, max_cells and max_genes must be >= 1"
+            raise ValueError(msg)
+        if self.min_lfc < 0 or not 1 <= self.min_size <= self.max_size:
+            msg = "need min_lfc >= 0 and 1 <= min_size <= max_size"
+            raise ValueError(msg)
+
+
+@dataclass(frozen=True)
+class Fig4Spec:
+    """Settings of the perturbation-screen figure (the paper's Fig. 4 and Extended Data Figs. 2-4).
+
+    Attributes
+    ----------
+    reference
+        The control sample every effect is measured from (``Vehicle_0``).
+    product, dose, pathway
+        Sample covariates: the drug (intra-drug percentile, claims), its dose, and the pathway
+        colouring panel a and annotating the matrices.
+    phase
+        ``obs`` column of the cell-cycle phase (panels a-c).
+    top_fraction
+        Share of the samples, by distance to the reference, kept as "retained" (the paper's top
+        20 %, 74 of 368): opaque in panel a, the matrix of panel e, the clusters and their DE.
+    n_clusters
+        Ward clusters of the retained samples' mean distance matrix (panel e).
+    annotations
+        More sample covariates annotating the matrices (besides pathway and dose).
+    cmap
+        The Connectivity Map ground truth (:class:`CmapSpec`; ``None``: no CMap data for this
+        cell line, the silhouette is not computed, as for K562 in the paper).
+    de
+        DE of the clusters against the reference (:class:`ScreenDESpec`).
+    gene_sets
+        Download-registry key of the GMT of panel f (``None``: no enrichment).
+    n_permutations
+        Permutations of MrVI's matrix for the random baseline of panel d (the paper's 100).
+    label
+        The figure's name in titles and the report (``Fig. 4``, ``Extended Data Fig. 3``).
+    claims
+        The paper's statements to check (:class:`ScreenClaimsSpec`).
+    max_points
+        Cells drawn in an embedding at most.
+    """
+
+    reference: str
+    product: str
+    dose: str
+    pathway: str
+    phase: str = "phase"
+    top_fraction: float = 0.2
+    n_clusters: int = 8
+    annotations: tuple[str, ...] = ()
+    cmap: CmapSpec | None = None
+    de: ScreenDESpec = field(default_factory=ScreenDESpec)
+    gene_sets: str | None = None
+    n_permutations: int = 100
+    label: str = "Fig. 4"
+    claims: ScreenClaimsSpec = field(default_factory=ScreenClaimsSpec)
+    max_points: int = 100_000
+
+    def __post_init__(self) -> None:
+        if not 0 < self.top_fraction <= 1:
+            msg = f"top_fraction must lie in (0, 1] (got {self.top_fraction})"
+            raise ValueError(msg)
+        if self.n_clusters < 2 or self.n_permutations < 1 or self.max_points < 100:
+            msg = "need n_clusters >= 2, n_permutations >= 1 and max_points >= 100"
+            raise ValueError(msg)
+
+    @property
+    def sample_columns(self) -> tuple[str, ...]:
+        """Every sample covariate the figure and its claims read."""
+        return tuple(
+            dict.fromkeys(
+                [self.product, self.dose, self.pathway, *self.annotations, *self.claims.covariates]
+            )
+        )
+
+    @classmethod
+    def parse(
+        cls, entry: Mapping[str, Any] | None, where: str, *, sample_covariates: Sequence[str]
+    ) -> Fig4Spec:
+        """Parse the ``fig4`` settings and check every sample covariate they name.
+
+        Raises
+        ------
+        ValueError
+            Naming the setting and what the entry offers instead.
+        """
+        entry = _known_keys(entry, cls, where)
+        for key in ("reference", "product", "dose", "pathway"):
+            if entry.get(key) is None:
+                msg = f"{where}: set {key!r} (no default)"
+                raise ValueError(msg)
+            entry[key] = str(entry[key])
+        entry["annotations"] = _names(entry.get("annotations"))
+        try:
+            entry["claims"] = ScreenClaimsSpec.parse(entry.get("claims"), f"{where}.claims")
+            if entry.get("cmap") is not None:
+                entry["cmap"] = CmapSpec(**dict(entry["cmap"]))
+            entry["de"] = ScreenDESpec(**dict(entry.get("de") or {}))
+            spec = cls(**entry)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{where}: {err}") from err
+        bad = [c for c in spec.sample_columns if c not in sample_covariates]
+        if bad:
+            msg = f"{where}: {bad} not among the sample_covariates {list(sample_covariates)}"
+            raise ValueError(msg)
+        return spec
+
+
 @dataclass(frozen=True)
 class FiguresSpec:
     """The figures a dataset entry asks for (``None``: not asked)."""
 
     fig3: Fig3Spec | None = None
+    fig4: Fig4Spec | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
         """The names of the figures asked for."""
         return tuple(n for n in FIGURE_NAMES if getattr(self, n) is not None)
+
+    def require(self, name: str, dataset: str) -> Any:
+        """Return figure ``name``'s settings; a ValueError when dataset ``dataset`` does not ask."""
+        settings = getattr(self, name, None) if name in FIGURE_NAMES else None
+        if settings is None:
+            msg = (
+                f"dataset {dataset!r} does not ask for {name}: add `figures: {{{name}: ...}}` "
+                "to its entry"
+            )
+            raise ValueError(msg)
+        return settings
 
     @staticmethod
     def requested(entry: Any, where: str) -> dict[str, dict[str, Any]]:

@@ -61,3 +61,15 @@ FIG3_PANELS = (
     "supp4_da_by_label",
     "fig3f_modules",
 )
+
+#: Panels of the perturbation-screen figure (rule ``fig4_panels``: Fig. 4 a-f for A549, Extended
+#: Data Figs. 3-4 for MCF-7 and K562, and Extended Data Fig. 2, the matrix of all samples).
+FIG4_PANELS = (
+    "fig4a_pathway",
+    "fig4b_phase",
+    "fig4c_distance_pca",
+    "fig4d_metrics",
+    "fig4e_top_distances",
+    "fig4f_enrichment",
+    "ed2_all_distances",
+)

@@ -23,6 +23,7 @@ import numpy as np
 from ._common import read_standin_truth
 from .covid import write_covid_standin
 from .ibd import write_ibd_standin
+from .l1000 import write_l1000_standin
 from .pbmc68k import write_pbmc68k_standin
 from .sciplex import write_sciplex_standin
 
@@ -70,6 +71,7 @@ RESOURCE_WRITERS = {
     "sciplex": write_sciplex_standin,
     "ibd": write_ibd_standin,
     "genesets": write_geneset_standin,
+    "l1000": write_l1000_standin,
 }
 
 
