@@ -267,9 +267,26 @@ def test_ibd_bundle_files_must_agree(repo, files, tmp_path):
         (bad / f.name).write_bytes(f.read_bytes())
     lines = (bad / "CO_IMM.scp.barcodes.tsv").read_text().splitlines()
     (bad / "CO_IMM.scp.barcodes.tsv").write_text("\n".join(lines[:-1]) + "\n")
+    # another bundle's barcodes under TI_STR's name
+    (bad / "TI_STR.scp.barcodes.tsv").write_bytes((bad / "TI_EPI.scp.barcodes.tsv").read_bytes())
+    # the normalised matrix saved under CO_EPI's raw name
+    raw = (bad / "CO_EPI.scp.raw.mtx").read_text().splitlines()
+    n_comments = sum(ln.startswith("%") for ln in raw)
+    head = raw[: n_comments + 1]  # banner, comments, size line
+    body = [ln.split() for ln in raw[len(head) :]]
+    norm = [f"{i} {j} {np.log1p(float(v)):.4f}" for i, j, v in body]
+    head[0] = head[0].replace("integer", "real")
+    (bad / "CO_EPI.scp.raw.mtx").write_text("\n".join(head + norm) + "\n")
     spec = shipped(repo, "ibd")
-    with pytest.raises(SchemaError, match="bundle CO_IMM: .* lists 208 genes|bundle CO_IMM"):
+    with pytest.raises(SchemaError) as err:
         build_dataset(spec, ibd_inputs(spec, tmp_path))
+    message = str(err.value)
+    n_ti_epi = len((bad / "TI_EPI.scp.barcodes.tsv").read_text().splitlines())
+    assert f"CO_IMM.scp.barcodes.tsv {len(lines) - 1}:" in message
+    assert f"TI_STR.scp.barcodes.tsv {n_ti_epi}:" in message
+    assert "CO_EPI.scp.raw.mtx holds fractional values (real)" in message
+    assert "needs CO_EPI.scp.raw.mtx (raw counts)" in message
+    assert message.count("\n  ") == 3  # the three problems at once, nothing else
 
 
 def test_drop_small_samples_is_logged(repo, files, caplog):

@@ -5,9 +5,10 @@ import pytest
 from scipy import sparse
 
 from mrvi_repro.data.contract import DataContractError, count_problems
-from mrvi_repro.data.preprocess import counts_to_x, sample_table
+from mrvi_repro.data.preprocess import count_check, counts_to_x, sample_table
 from mrvi_repro.pipeline import DatasetSpec
 from mrvi_repro.pipeline.data import build_dataset, preprocess_dataset
+from mrvi_repro.settings.data import ExpectedCounts
 
 SEMI_ENTRY = {
     "source": {"kind": "simulate"},
@@ -108,3 +109,96 @@ def test_sample_table(tiny_semi):
     )
     assert list(table.columns) == ["sample", "covariate_1", "covariate_2", "n_cells"]
     assert len(table) == 32 and table["n_cells"].sum() == tiny_semi.n_obs
+
+
+def _cohort():
+    """12 samples of 6 donors (2 each), donors 0-3 'CD' with behaviour B1/B2, 4-5 controls."""
+    import anndata as ad
+    import pandas as pd
+
+    donors = np.repeat(np.arange(6), 20)
+    samples = np.repeat(np.arange(12), 10)
+    obs = pd.DataFrame(
+        {
+            "sample": [f"s{i}" for i in samples],
+            "donor": [f"d{i}" for i in donors],
+            "disease": np.where(donors < 4, "CD", "control"),
+            "behavior": np.select([donors < 2, donors < 4], ["B1", "B2"], "control"),
+        },
+        index=[f"c{i}" for i in range(120)],
+    )
+    adata = ad.AnnData(X=sparse.csr_matrix(np.ones((120, 7), dtype=np.float32)), obs=obs)
+    adata.uns["preprocessing"] = {"input_cells": 150, "input_genes": 30}
+    return adata
+
+
+def test_count_check_matches_and_differs(caplog):
+    expected = ExpectedCounts(
+        cells=100,  # 120 here: +20 %, beyond 10 %
+        input_cells=150,
+        genes=7,
+        samples=12,
+        participants=6,
+        participant_key="donor",
+        participant_groups={"disease": {"CD": 4, "control": 3}, "behavior": {"B2": 2}},
+        tolerance=0.1,
+        source="the paper",
+        note="known: extra cells",
+    )
+    with caplog.at_level(logging.INFO, logger="mrvi_repro"):
+        table = count_check(_cohort(), expected, sample_key="sample", name="toy")
+    rows = table.set_index("quantity")
+    assert rows.loc["cells read", "status"] == "matches"
+    assert rows.loc["cells", "observed"] == 120 and rows.loc["cells", "difference"] == 20
+    assert rows.loc["cells", "relative_difference"] == pytest.approx(0.2)
+    assert rows.loc["cells", "status"] == "differs"
+    assert rows.loc["cells", "note"] == "known: extra cells"
+    assert rows.loc["participants (donor)", "observed"] == 6
+    assert rows.loc["participants with disease = CD", "status"] == "matches"
+    assert rows.loc["participants with disease = control", "observed"] == 2
+    assert rows.loc["participants with disease = control", "status"] == "differs"
+    assert rows.loc["participants with behavior = B2", "observed"] == 2
+    assert (rows["status"] == "differs").sum() == 2
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 2
+    assert "cells 120, expected 100 (the paper): differs by +20 (+20.0%); known" in warned[0]
+
+
+def test_count_check_without_expectations_describes_the_data():
+    table = count_check(_cohort(), None, sample_key="sample")
+    assert set(table["status"]) == {"not reported"}
+    rows = table.set_index("quantity")
+    assert rows.loc["samples", "observed"] == 12
+    assert not any(table["quantity"].str.startswith("participants"))
+    assert rows["expected"].isna().all()
+    table = count_check(_cohort(), ExpectedCounts(participants=12), sample_key="sample")
+    assert table.set_index("quantity").loc["participants (sample)", "status"] == "matches"
+
+
+def test_count_check_tolerance_zero_is_exact():
+    table = count_check(_cohort(), ExpectedCounts(samples=11, tolerance=0.0), sample_key="sample")
+    assert table.set_index("quantity").loc["samples", "status"] == "differs"
+
+
+def test_count_check_names_missing_columns():
+    with pytest.raises(DataContractError, match=r"\['behaviour'\]"):
+        count_check(
+            _cohort(),
+            ExpectedCounts(participant_groups={"behaviour": {"B2": 1}}),
+            sample_key="sample",
+        )
+
+
+def test_preprocess_records_the_input_size(tiny_base):
+    out = preprocess_dataset(tiny_base, DatasetSpec.from_dict("semi", SEMI_ENTRY))
+    assert out.uns["preprocessing"] == {
+        "input_cells": tiny_base.n_obs,
+        "input_genes": tiny_base.n_vars,
+    }
+
+
+def test_expected_counts_are_checked_on_parse():
+    with pytest.raises(Exception, match="expected.tolerance"):
+        DatasetSpec.from_dict("user", {**USER_ENTRY, "expected": {"tolerance": 1.5}})
+    with pytest.raises(Exception, match="unknown"):
+        DatasetSpec.from_dict("user", {**USER_ENTRY, "expected": {"cell": 3}})

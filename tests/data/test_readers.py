@@ -23,12 +23,14 @@ from mrvi_repro.data.readers import (
     UnreadableInputError,
     read_10x_mtx_tar,
     read_h5ad,
+    read_sample_metadata,
     read_scp_bundles,
     read_source,
 )
 from mrvi_repro.pipeline import DatasetSpec, check_schema
 from mrvi_repro.settings.data import (
     H5adSource,
+    SampleMetadataSpec,
     ScpBundlesSource,
     SimulationParams,
     SubsetSpec,
@@ -328,3 +330,31 @@ def test_unreadable_portal_files_are_named(tmp_path):
     mtx.write_bytes(ERROR_PAGE)
     with pytest.raises(UnreadableInputError, match="it is an HTML page, not a MatrixMarket file"):
         read_scp_bundles(source, paths)
+
+
+def test_a_hand_made_table_is_checked_for_its_values(tmp_path):
+    obs = pd.DataFrame({"donor_id": ["d1", "d2", "d3"]}, index=["a", "b", "c"])
+    adata = ad.AnnData(obs=obs)
+    table = tmp_path / "donors.tsv"
+    spec = SampleMetadataSpec(
+        join_key="donor_id",
+        path=str(table),
+        values={"behavior": ["B1", "B2", "B3", "control"], "procedure": ["surgical", "biopsy"]},
+    )
+    table.write_text(
+        "donor_id\tbehavior\tprocedure\nd1\tB1\tbiopsy\nd2\tb2\tbiopsy\nd3\t\tsurgical\n"
+    )
+    with pytest.raises(SchemaError) as err:
+        read_sample_metadata(adata.copy(), spec, table)
+    message = str(err.value)
+    assert "column 'behavior' must hold one of ['B1', 'B2', 'B3', 'control']" in message
+    assert "2 row(s) do not (d2: 'b2', d3: nan)" in message
+    assert "procedure" not in message.split(";")[0] and message.count("must hold") == 1
+    table.write_text("donor_id\tbehavior\nd1\tB1\nd2\tB2\nd3\tcontrol\n")
+    with pytest.raises(SchemaError, match="no column 'procedure'"):
+        read_sample_metadata(adata.copy(), spec, table)
+    table.write_text(
+        "donor_id\tbehavior\tprocedure\nd1\tB1\tbiopsy\nd2\tB2\tbiopsy\nd3\tcontrol\tsurgical\n"
+    )
+    out = read_sample_metadata(adata.copy(), spec, table)
+    assert list(out.obs["behavior"]) == ["B1", "B2", "control"]

@@ -8,6 +8,8 @@ the truth the stand-in writers planted (regenerated here with the same seed):
   DE between the two COVID-19 groups puts the interferon program at one end and the late program at
   the other, as two gene modules, and GSEA ranks those two sets first with their directions; DA of
   COVID-19 vs healthy finds fewer CD16 monocytes and DCs;
+- every entry's size check (``data/counts.tsv``) matches the stand-in's design (IBD: the
+  planted donor table's participants per behaviour);
 - IBD: DE of B2 vs B1 in stromal cells ranks the planted B2 genes (CDH11, ...) first; DA finds more
   ADAMDEC1+ fibroblasts and fewer lymphatic endothelial cells in B2;
 - COVID-19 Fig. 3 (target fig3): every panel is drawn and labelled; the claims table finds the
@@ -82,6 +84,25 @@ def test_every_entry_runs_end_to_end_and_says_it_is_a_stand_in(run):
     label = integration[integration["metric"] == "silhouette_label"]
     assert label["value"].isna().all() and label["note"].str.contains("single").all()
     assert integration.loc[integration["metric"] == "silhouette_batch", "value"].notna().all()
+
+
+def test_dataset_sizes_are_checked_against_the_design(run):
+    """Each entry's counts.tsv (the check of its `expected` section, here the stand-in's design)
+    matches, and the IBD participant counts are those of the planted donor table."""
+    results, truth = run
+    for entry in ENTRIES:
+        counts = pd.read_csv(results / f"{entry}_standin" / "data" / "counts.tsv", sep="\t")
+        checked = counts[counts["status"] != "not reported"]
+        assert len(checked) >= 1 and (checked["status"] == "matches").all(), counts
+    counts = pd.read_csv(results / "ibd_standin" / "data" / "counts.tsv", sep="\t")
+    observed = counts.set_index("quantity")["observed"]
+    donors = pd.read_csv(truth / "ibd" / "donor_covariates.tsv", sep="\t")
+    assert observed["participants (donor_id)"] == len(donors)
+    for behaviour in ("B2", "B3"):
+        planted = int((donors["behavior"] == behaviour).sum())
+        assert observed[f"participants with behavior = {behaviour}"] == planted
+    sciplex = pd.read_csv(results / "sciplex_A549_standin" / "data" / "counts.tsv", sep="\t")
+    assert sciplex.set_index("quantity").loc["samples", "observed"] == 29  # 7 drugs x 4 + vehicle
 
 
 def test_covid_myeloid_donor_groups_are_the_planted_ones(run):

@@ -50,6 +50,12 @@ rule preprocess_dataset:
     output:
         h5ad="results/{dataset}/data/preprocessed.h5ad",
         samples="results/{dataset}/data/samples.tsv",
+        counts=report(
+            "results/{dataset}/data/counts.tsv",
+            caption="../report/dataset_counts.rst",
+            category="Data",
+            subcategory="{dataset}",
+        ),
     log:
         "results/{dataset}/logs/preprocess_dataset.log",
     benchmark:

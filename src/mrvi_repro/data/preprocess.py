@@ -26,7 +26,12 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
-    from mrvi_repro.settings.data import HVGParams, SciplexScreen, SemisyntheticParams
+    from mrvi_repro.settings.data import (
+        ExpectedCounts,
+        HVGParams,
+        SciplexScreen,
+        SemisyntheticParams,
+    )
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +156,8 @@ def preprocess(
 
     Returns
     -------
-    The preprocessed dataset.
+    The preprocessed dataset; ``uns['preprocessing']`` holds the size of the input
+    (``input_cells``, ``input_genes``).
 
     Raises
     ------
@@ -160,6 +166,7 @@ def preprocess(
     """
     out = counts_to_x(adata)
     logger.info("%s: input %d cells x %d genes", name, out.n_obs, out.n_vars)
+    read = {"input_cells": int(out.n_obs), "input_genes": int(out.n_vars)}
     if hvg is None:
         logger.info("HVG: selected by the shared sci-Plex screen step (%d genes)", out.n_vars)
     else:
@@ -177,6 +184,7 @@ def preprocess(
         out = make_semisynthetic(out, semisynthetic, sample_key=sample_key)
     if drop_small:
         out = drop_small_samples(out, sample_key, min_cells_per_sample)
+    out.uns["preprocessing"] = read
     validate_adata(
         out,
         sample_key=sample_key,
@@ -205,6 +213,120 @@ def sample_table(
     table["n_cells"] = obs.groupby(sample_key, observed=True).size()
     table.index.name = "sample"
     return table.reset_index()
+
+
+#: Columns of :func:`count_check`'s table.
+COUNT_CHECK_COLUMNS = (
+    "quantity",
+    "expected",
+    "observed",
+    "difference",
+    "relative_difference",
+    "status",
+    "note",
+)
+
+
+def count_check(
+    adata: ad.AnnData,
+    expected: ExpectedCounts | None,
+    *,
+    sample_key: str,
+    name: str = "dataset",
+) -> pd.DataFrame:
+    """Compare a preprocessed dataset's sizes with those its source reports; log each.
+
+    Quantities: cells read (``uns['preprocessing']['input_cells']``, set by :func:`preprocess`),
+    cells, genes, samples, participants (distinct ``expected.participant_key``, default the
+    sample key; listed when ``expected`` names a number or a key for them) and, per ``expected.participant_groups`` column and value, the participants whose
+    cells carry that value. A quantity with an expected number is ``"matches"`` when it lies
+    within ``expected.tolerance`` (relative) of it, else ``"differs"`` and a warning names both
+    numbers and ``expected.note``; without one it is ``"not reported"`` (still listed, so the
+    table describes the data).
+
+    Parameters
+    ----------
+    adata
+        The preprocessed dataset.
+    expected
+        What the source reports, or ``None``.
+    sample_key
+        The samples' column.
+    name
+        The dataset's name, for the log.
+
+    Returns
+    -------
+    One row per quantity, columns :data:`COUNT_CHECK_COLUMNS` (``expected`` and the differences
+    are missing where nothing was reported).
+
+    Raises
+    ------
+    DataContractError
+        If a participant column named by ``expected`` is not in ``obs``.
+    """
+    exp = expected
+    obs = adata.obs
+    participant_key = (exp.participant_key if exp is not None else None) or sample_key
+    groups = exp.participant_groups if exp is not None else {}
+    missing = sorted({participant_key, *groups} - set(obs.columns))
+    if missing:
+        raise DataContractError([f"expected counts name obs columns that are not there: {missing}"])
+    rows: list[tuple[str, int | None, int]] = []
+    read = adata.uns.get("preprocessing", {})
+    if "input_cells" in read:
+        rows.append(("cells read", exp.input_cells if exp else None, int(read["input_cells"])))
+    rows += [
+        ("cells", exp.cells if exp else None, adata.n_obs),
+        ("genes", exp.genes if exp else None, adata.n_vars),
+        ("samples", exp.samples if exp else None, int(obs[sample_key].nunique())),
+    ]
+    participants = obs[participant_key].astype(str)
+    if exp is not None and (exp.participants is not None or exp.participant_key is not None):
+        rows.append(
+            (f"participants ({participant_key})", exp.participants, int(participants.nunique()))
+        )
+    for column, values in groups.items():
+        col = obs[column].astype(str)
+        for value, n in values.items():
+            rows.append(
+                (
+                    f"participants with {column} = {value}",
+                    n,
+                    int(participants[col == value].nunique()),
+                )
+            )
+    tolerance = exp.tolerance if exp is not None else 0.0
+    note = exp.note if exp is not None else ""
+    records = []
+    for quantity, want, got in rows:
+        if want is None:
+            records.append((quantity, np.nan, got, np.nan, np.nan, "not reported", ""))
+            logger.info("%s: %s %d (no expected number)", name, quantity, got)
+            continue
+        diff = got - want
+        rel = diff / want if want else (0.0 if diff == 0 else np.inf)
+        status = "matches" if abs(rel) <= tolerance else "differs"
+        records.append(
+            (quantity, want, got, diff, rel, status, note if status == "differs" else "")
+        )
+        if status == "matches":
+            logger.info("%s: %s %d, expected %d: matches", name, quantity, got, want)
+        else:
+            source = f" ({exp.source})" if exp is not None and exp.source else ""
+            logger.warning(
+                "%s: %s %d, expected %d%s: differs by %+d (%+.1f%%)%s",
+                name,
+                quantity,
+                got,
+                want,
+                source,
+                diff,
+                100 * rel,
+                f"; {note}" if note else "",
+            )
+    table = pd.DataFrame.from_records(records, columns=list(COUNT_CHECK_COLUMNS))
+    return table.astype({"expected": "Int64", "observed": "int64", "difference": "Int64"})
 
 
 def build_sciplex_screen(

@@ -436,12 +436,110 @@ def read_scp_metadata(path: str | Path) -> pd.DataFrame:
     return table
 
 
+def mtx_header(path: str | Path, n_entries: int = 1000) -> tuple[str, int, int, int, bool]:
+    """Read a MatrixMarket file's header and first entries without reading the matrix.
+
+    Returns
+    -------
+    (field, rows, columns, non-zeros, integer): the header's field (``integer``, ``real``...),
+    the size line, and whether the first ``n_entries`` values are whole numbers.
+
+    Raises
+    ------
+    UnreadableInputError
+        If the file does not start as a MatrixMarket coordinate file.
+    """
+    path = Path(path)
+    with path.open("rb") as fh:
+        banner = fh.readline().decode("latin-1").split()
+        if len(banner) < 4 or banner[0].lower() != "%%matrixmarket" or banner[2] != "coordinate":
+            raise unreadable(path, "is not a MatrixMarket coordinate file (its first line)")
+        line = fh.readline()
+        while line.startswith(b"%"):
+            line = fh.readline()
+        try:
+            rows, cols, nnz = (int(v) for v in line.split())
+        except ValueError as err:
+            raise unreadable(path, "has no MatrixMarket size line (rows columns entries)") from err
+        whole = True
+        for _ in range(n_entries):
+            entry = fh.readline().split()
+            if len(entry) < 3:
+                break
+            whole = whole and float(entry[2]).is_integer()
+    return banner[3].lower(), rows, cols, nnz, whole
+
+
+def _count_lines(path: Path) -> int:
+    """Count the lines of a text file, a last line without a newline included (in blocks)."""
+    n, last = 0, b"\n"
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            n += block.count(b"\n")
+            last = block[-1:]
+    return n + (last != b"\n")
+
+
+def check_scp_bundles(source: ScpBundlesSource, files: Mapping[str, str | Path]) -> None:
+    """Check the placed bundle files against each other before any matrix is read.
+
+    In seconds, from each matrix's MatrixMarket header and first entries and the line counts of
+    its features and barcodes: every bundle's matrix is genes x cells with as many rows as its
+    features and columns as its barcodes (a file of another bundle, or a truncated one, shows
+    here), and holds whole numbers (the portal's normalised ``.scp.matrix.mtx`` saved under the
+    raw file's name does not). Logs each bundle's size.
+
+    Raises
+    ------
+    UnreadableInputError
+        If a file is empty, an HTML page or not a MatrixMarket file (for the matrix).
+    SchemaError
+        Naming every bundle whose files disagree and what to replace.
+    """
+    problems = []
+    for bundle in source.bundles:
+        keys = source.bundle_files(bundle)
+        _check_content(Path(files[keys["features"]]), "a features table")
+        _check_content(Path(files[keys["barcodes"]]), "a barcodes list")
+        _check_content(Path(files[keys["matrix"]]), "a MatrixMarket file")
+        field, rows, cols, nnz, whole = mtx_header(files[keys["matrix"]])
+        n_features = _count_lines(Path(files[keys["features"]]))
+        n_barcodes = _count_lines(Path(files[keys["barcodes"]]))
+        logger.info(
+            "bundle %s: %s is %d genes x %d cells, %d entries (%s); %d features, %d barcodes",
+            bundle,
+            keys["matrix"],
+            rows,
+            cols,
+            nnz,
+            field,
+            n_features,
+            n_barcodes,
+        )
+        if (rows, cols) != (n_features, n_barcodes):
+            problems.append(
+                f"{keys['matrix']} is {rows} genes x {cols} cells but {keys['features']} has "
+                f"{n_features} lines and {keys['barcodes']} {n_barcodes}: files of another "
+                "bundle, or an incomplete download"
+            )
+        if not whole:
+            problems.append(
+                f"{keys['matrix']} holds fractional values ({field}): the normalised "
+                f"{bundle}.scp.matrix.mtx saved under the raw file's name? The workflow needs "
+                f"{bundle}.scp.raw.mtx (raw counts)"
+            )
+    if problems:
+        msg = "the IBD bundles placed do not fit together:\n  " + "\n  ".join(problems)
+        raise SchemaError(msg)
+
+
 def read_scp_bundles(
     source: ScpBundlesSource, files: Mapping[str, str | Path] | Sequence[str | Path]
 ) -> ad.AnnData:
     """Read Single Cell Portal expression bundles (genes x cells MatrixMarket) and their metadata.
 
-    Each bundle's ``.scp.raw.mtx`` is read with its features (Ensembl ID, symbol) and barcodes;
+    The files are checked against each other first (:func:`check_scp_bundles`, seconds); then
+    each bundle's ``.scp.raw.mtx`` is read with its features (Ensembl ID, symbol) and barcodes;
     the bundles are joined on the genes all of them measure (logged: the IBD atlas's colon and
     ileum bundles list 28,663 and 28,923 genes), and cells get their row of the portal metadata
     (:func:`read_scp_metadata`); cells without one are dropped and counted in the log.
@@ -462,12 +560,14 @@ def read_scp_bundles(
     Raises
     ------
     SchemaError
-        If a bundle's files disagree (matrix shape vs features/barcodes) or no cell has metadata.
+        If a bundle's files disagree (matrix shape vs features/barcodes), a matrix holds fractional
+        values, or no cell has metadata.
     DataContractError
         If a matrix does not hold raw counts.
     """
     if not isinstance(files, Mapping):
         files = dict(zip(source.resources(), files, strict=True))
+    check_scp_bundles(source, files)
     parts = []
     for bundle in source.bundles:
         keys = source.bundle_files(bundle)
@@ -535,8 +635,9 @@ def read_sample_metadata(
     ------
     SchemaError
         If ``spec.join_key`` is missing from the table or from ``obs``, a key repeats in the table, a
-        column would overwrite an ``obs`` column, or a value of ``obs[join_key]`` has no row (naming
-        them).
+        column would overwrite an ``obs`` column, a value of ``obs[join_key]`` has no row (naming
+        them), or a column of ``spec.values`` is missing or holds another value
+        (:func:`check_table_values`).
     """
     path = Path(path)
     table = read_tsv(
@@ -550,6 +651,7 @@ def read_sample_metadata(
         dup = table.loc[table[spec.join_key].duplicated(), spec.join_key].unique()[:5].tolist()
         msg = f"sample_metadata: {path.name} has several rows for {spec.join_key} {dup}"
         raise SchemaError(msg)
+    check_table_values(table, spec.values, what=path.name, key=spec.join_key)
     clash = sorted(set(table.columns) - {spec.join_key} & set(adata.obs.columns))
     if clash:
         msg = f"sample_metadata: columns {clash} of {path.name} already exist in obs"
@@ -579,6 +681,49 @@ def read_sample_metadata(
         list(table.columns),
     )
     return adata
+
+
+def check_table_values(
+    table: pd.DataFrame, allowed: Mapping[str, Sequence[str]], *, what: str, key: str
+) -> None:
+    """Check that each column of ``allowed`` is in ``table`` and holds only its allowed values.
+
+    Parameters
+    ----------
+    table
+        The table, values as strings (empty cells missing).
+    allowed
+        Column -> allowed values.
+    what
+        The table's name, for the message.
+    key
+        The column naming the rows (shown for each offending row).
+
+    Raises
+    ------
+    SchemaError
+        Naming, per column, the missing column or the rows (by ``key``) with an empty or other
+        value, and the allowed values.
+    """
+    problems = []
+    for column, values in allowed.items():
+        if column not in table.columns:
+            problems.append(f"no column {column!r} (its columns: {list(table.columns)})")
+            continue
+        cells = table[column]
+        bad = cells.isna() | ~cells.astype(str).isin(list(values))
+        if bad.any():
+            shown = ", ".join(
+                f"{k}: {v!r}" for k, v in zip(table.loc[bad, key][:5], cells[bad][:5], strict=True)
+            )
+            more = f" and {int(bad.sum()) - 5} more" if bad.sum() > 5 else ""
+            problems.append(
+                f"column {column!r} must hold one of {list(values)}; {int(bad.sum())} row(s) do "
+                f"not ({shown}{more})"
+            )
+    if problems:
+        msg = f"{what}: " + "; ".join(problems)
+        raise SchemaError(msg)
 
 
 def read_source(

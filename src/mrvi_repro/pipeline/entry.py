@@ -22,6 +22,7 @@ from mrvi_repro.settings.data import (
     RECIPE_KINDS,
     SOURCE_KINDS,
     CovidRecipe,
+    ExpectedCounts,
     H5adSource,
     HVGParams,
     IbdRecipe,
@@ -418,7 +419,9 @@ class DatasetSpec:
     covariates joined onto the cells; the keys name the ``obs`` columns of the data contract
     (:mod:`mrvi_repro.data.contract`); samples with fewer than ``min_cells_per_sample`` cells are an error, or dropped
     (logged) with ``drop_small_samples``; ``semisynthetic`` (optional) plants the paper's
-    semi-synthetic DE/DA effects, which creates the sample key and the covariates; ``mrvi`` says
+    semi-synthetic DE/DA effects, which creates the sample key and the covariates; ``expected``
+    the sizes the source reports (cells, samples, participants), which preprocessing checks and
+    reports (:func:`mrvi_repro.data.preprocess.count_check`); ``mrvi`` says
     how to fit MrVI (``mrvi_variants``: further named fits, each the ``mrvi`` section with some keys
     changed, scored beside it in the integration metrics), ``analysis`` how to analyse it and
     ``baselines`` how to run the baselines;
@@ -441,6 +444,7 @@ class DatasetSpec:
     drop_small_samples: bool = False
     hvg: HVGParams = field(default_factory=HVGParams)
     semisynthetic: SemisyntheticParams | None = None
+    expected: ExpectedCounts | None = None
     mrvi: MrVISpec = field(default_factory=MrVISpec)
     mrvi_variants: dict[str, MrVISpec] = field(default_factory=dict)
     baselines: BaselinesSpec = field(default_factory=BaselinesSpec)
@@ -475,6 +479,8 @@ class DatasetSpec:
         entry["source"] = _build(SOURCE_KINDS[kind], source, f"{where}: source")
         if entry.get("subset") is not None:
             entry["subset"] = _build(SubsetSpec, entry["subset"], f"{where}: subset")
+        if entry.get("expected") is not None:
+            entry["expected"] = _build(ExpectedCounts, entry["expected"], f"{where}: expected")
         if entry.get("sample_metadata") is not None:
             entry["sample_metadata"] = _build(
                 SampleMetadataSpec, entry["sample_metadata"], f"{where}: sample_metadata"

@@ -240,15 +240,23 @@ class SampleMetadataSpec:
     ``resource`` (a download registry key) or ``path``: a tab-separated file with a header;
     ``join_key``: the column shared by the table and ``obs`` (the sample key, a donor column...).
     Every value of ``obs[join_key]`` must have a row; the table's other columns are added to
-    ``obs``.
+    ``obs``. ``values``: column -> the values it may hold (a table compiled by hand is checked
+    before it is used: a missing column, an empty cell or any other value is an error naming the
+    rows).
     """
 
     join_key: str
     resource: str | None = None
     path: str | None = None
+    values: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_file_choice(self)
+        values = {str(k): tuple(str(v) for v in vals) for k, vals in self.values.items()}
+        if any(not vals for vals in values.values()):
+            msg = f"sample_metadata.values: every column needs at least one value (got {values})"
+            raise ValueError(msg)
+        object.__setattr__(self, "values", values)
 
 
 @dataclass(frozen=True)
@@ -378,3 +386,45 @@ class HVGParams:
     n_top_genes: int = 3000
     flavor: str = "seurat_v3"
     batch_key: str | None = None
+
+
+@dataclass(frozen=True)
+class ExpectedCounts:
+    """The sizes a dataset entry should have after preprocessing, as its source reports them.
+
+    Compared with what preprocessing produced by
+    :func:`mrvi_repro.data.preprocess.count_check`, which logs every quantity and warns about each
+    that differs by more than ``tolerance`` (relative; the paper rounds, e.g. "463,000 cells").
+    Every number is optional (``None``: not reported). ``input_cells``: cells read, before any
+    preprocessing (the semi-synthetic base); ``cells``, ``genes``, ``samples``: the preprocessed
+    data; ``participants``: distinct values of ``participant_key`` (default: the sample key);
+    ``participant_groups``: column -> value -> number of participants with that value (e.g.
+    ``{behavior: {B2: 11}}``); ``source``: where the numbers come from; ``note``: what is known
+    about a difference (shown with it in the log and the report).
+    """
+
+    cells: int | None = None
+    input_cells: int | None = None
+    genes: int | None = None
+    samples: int | None = None
+    participants: int | None = None
+    participant_key: str | None = None
+    participant_groups: dict[str, dict[str, int]] = field(default_factory=dict)
+    tolerance: float = 0.01
+    source: str = ""
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        groups = {
+            str(col): {str(v): int(n) for v, n in (vals or {}).items()}
+            for col, vals in self.participant_groups.items()
+        }
+        object.__setattr__(self, "participant_groups", groups)
+        numbers = [self.cells, self.input_cells, self.genes, self.samples, self.participants]
+        numbers += [n for vals in groups.values() for n in vals.values()]
+        if any(n is not None and n < 0 for n in numbers):
+            msg = f"expected counts must be >= 0 (got {numbers})"
+            raise ValueError(msg)
+        if not 0 <= self.tolerance < 1:
+            msg = f"expected.tolerance must be in [0, 1) (got {self.tolerance})"
+            raise ValueError(msg)
