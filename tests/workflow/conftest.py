@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import subprocess
 import sys
 import threading
@@ -11,8 +12,17 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 
-def _snakemake(repo, *args, cwd=None, timeout=900):
-    """Run Snakemake; return its exit code and its output (stdout and stderr together)."""
+def _snakemake(repo, *args, cwd=None, timeout=900, env=None):
+    """Run Snakemake; return its exit code and its output (stdout and stderr together).
+
+    ``env``: environment variables changed for it (``None`` as a value removes one).
+    """
+    environ = dict(os.environ)
+    for key, value in (env or {}).items():
+        if value is None:
+            environ.pop(key, None)
+        else:
+            environ[key] = value
     cmd = [
         sys.executable,
         "-m",
@@ -28,6 +38,7 @@ def _snakemake(repo, *args, cwd=None, timeout=900):
         stderr=subprocess.STDOUT,
         text=True,
         timeout=timeout,
+        env=environ,
     )
     return res.returncode, res.stdout
 
@@ -67,7 +78,7 @@ def one_thread():
 
 @pytest.fixture(scope="session")
 def snakemake():
-    """``snakemake(repo, *args, cwd=None, timeout=900)`` -> (exit code, output)."""
+    """``snakemake(repo, *args, cwd=None, timeout=900, env=None)`` -> (exit code, output)."""
     return _snakemake
 
 

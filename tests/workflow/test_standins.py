@@ -26,6 +26,7 @@ Slow: a few minutes on 2 cores.
 
 from __future__ import annotations
 
+import json
 import struct
 
 import numpy as np
@@ -178,6 +179,27 @@ def test_ibd_b2_vs_b1_in_stromal_cells(run):
     lymph = [c for c in test.index if "ymphatic" in c]
     assert fibro and lymph
     assert test.loc[fibro[0], "difference"] > 0 > test.loc[lymph[0], "difference"]
+
+
+def test_ibd_integration_compares_the_guided_prior_and_scvi_with_tissue_as_batch(run):
+    """Extended Data Fig. 5's methods: MrVI, MrVI with the cell-type-guided prior (fitted with
+    it) and scVI with the tissue (Site) as its nuisance, all scored."""
+    results, _ = run
+    folder = results / "ibd_standin"
+    variant = folder / "model" / "variants" / "celltype_prior" / "mrvi" / "model.json"
+    assert json.loads(variant.read_text())["config"]["prior"] == "celltype"
+    scvi = json.loads((folder / "model" / "scvi" / "model.json").read_text())
+    assert scvi["registry"]["batch_key"] == "Site"
+    integration = pd.read_csv(folder / "metrics" / "integration.tsv", sep="\t")
+    assert list(dict.fromkeys(integration["method"])) == [
+        "mrvi",
+        "mrvi_celltype_prior",
+        "scvi",
+        "pca",
+    ]
+    scores = integration.pivot_table(index="method", columns="metric", values="value")
+    # the planted cell types separate in every learned representation
+    assert (scores.loc[["mrvi", "mrvi_celltype_prior", "scvi"], "silhouette_label"] > 0).all()
 
 
 # --- Fig. 3 of the COVID-19 stand-in (target fig3, part of `all` for entries asking for it) -----

@@ -12,6 +12,7 @@ import pytest
 import xarray as xr
 import yaml
 
+from mrvi_repro._jax_cache import CACHE_ENV, machine_kind
 from mrvi_repro.data.contract import validate_adata
 from mrvi_repro.data.simulate import simulate_base
 from mrvi_repro.plotting import FIG2_PANELS
@@ -193,10 +194,21 @@ def test_full_run_of_a_tiny_config(repo, tmp_path, snakemake, one_thread):
         },
     }
     config = write_config(tmp_path, {"tiny": semi, "mine": mine})
+    # without the test session's shared cache: the workflow's own (config jax_cache)
     rc, out = snakemake(
-        repo, "--cores", "2", *one_thread, "--directory", tmp_path, "--configfile", config
+        repo,
+        "--cores",
+        "2",
+        *one_thread,
+        "--directory",
+        tmp_path,
+        "--configfile",
+        config,
+        env={CACHE_ENV: None},
     )
     assert rc == 0, out[-5000:]
+    # the jobs shared the compilation cache in the working directory
+    assert len(list((tmp_path / ".jax_cache" / machine_kind()).glob("*-cache"))) >= 10
 
     results = tmp_path / "results"
     tiny = ad.read_h5ad(results / "tiny" / "data" / "preprocessed.h5ad")

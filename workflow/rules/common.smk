@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 from snakemake.exceptions import WorkflowError
 
+from mrvi_repro._jax_cache import CACHE_ENV as JAX_CACHE_ENV
 from mrvi_repro.data.download import DOWNLOAD_DEFAULTS, RegistryError, load_registry
 from mrvi_repro.pipeline import DatasetSpec, SpecError, check_schema, merge_entry
 from mrvi_repro.settings.names import (
@@ -39,6 +40,12 @@ try:
     check_schema(config, SCHEMAS / "config.schema.yaml", where="config")
 except SpecError as err:
     raise WorkflowError(str(err)) from None
+
+#: The jobs' persistent XLA compilation cache (config `jax_cache`, mrvi_repro._jax_cache): passed
+#: to every job in the environment; a cache the user named there already is kept.
+_JAX_CACHE = config.get("jax_cache", ".jax_cache")
+if _JAX_CACHE is not None and not os.environ.get(JAX_CACHE_ENV):
+    os.environ.update({JAX_CACHE_ENV: str(Path(_JAX_CACHE).absolute())})
 
 
 def resolve_path(path):

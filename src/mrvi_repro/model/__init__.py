@@ -1,5 +1,10 @@
-"""MrVI and scVI in JAX/Flax/Optax: the modules, their training and the fitted-model API."""
+"""MrVI and scVI in JAX/Flax/Optax: the modules, their training and the fitted-model API.
 
+Importing it turns on the persistent compilation cache named by ``MRVI_REPRO_JAX_CACHE``
+(:func:`mrvi_repro._jax_cache.configure_compile_cache`; the workflow sets it).
+"""
+
+from mrvi_repro._jax_cache import configure_compile_cache
 from mrvi_repro.settings.model import MrVIConfig, SCVIConfig, TrainConfig
 
 from ._checkpoint import TrainingInterrupted
@@ -10,6 +15,8 @@ from ._outputs import embedding_anndata, latent_anndata, write_model
 from ._registry import Registry
 from ._scvi import SCVI
 from ._training import make_optimizer
+
+configure_compile_cache()
 
 __all__ = [
     "MrVAE",

@@ -53,9 +53,9 @@ def _field_class(cls: type, name: str) -> type:
 
 
 class _FitSection:
-    """A model-fit section of a dataset entry: ``model``, ``train`` and ``seed``.
+    """A model-fit section of a dataset entry: ``model``, ``train``, ``seed`` and its own keys.
 
-    ``model`` is parsed into the config dataclass that the ``model`` field's default builds,
+    Keys besides those three are passed as they are; ``model`` is parsed into the config dataclass that the ``model`` field's default builds,
     ``train`` into :class:`TrainConfig`.
     """
 
@@ -79,7 +79,9 @@ class _FitSection:
             train = TrainConfig.from_dict(entry.get("train"))
         except (TypeError, ValueError) as err:
             raise SpecError(f"{where}.train: {err}") from err
-        return cls(model=model, train=train, seed=_seed(entry.get("seed", 0), f"{where}.seed"))
+        extra = {k: v for k, v in entry.items() if k not in ("model", "train", "seed")}
+        seed = _seed(entry.get("seed", 0), f"{where}.seed")
+        return cls(model=model, train=train, seed=seed, **extra)
 
 
 @dataclass(frozen=True)
@@ -93,11 +95,16 @@ class MrVISpec(_FitSection):
 
 @dataclass(frozen=True)
 class SCVISpec(_FitSection):
-    """How to fit scVI for the composition-scVI baseline (``baselines.scvi``), as MrVI's."""
+    """How to fit scVI for the composition-scVI baseline (``baselines.scvi``), as MrVI's.
+
+    ``batch_key``: the ``obs`` column given to scVI's decoder as the nuisance (default: the
+    entry's ``batch_key``; the paper's IBD comparison used the tissue).
+    """
 
     model: SCVIConfig = field(default_factory=SCVIConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 0
+    batch_key: str | None = None
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,8 @@ def fit_scvi(
     """Fit scVI to a preprocessed dataset as its entry's ``baselines.scvi`` section says.
 
     The composition-scVI baseline's representation: as in the paper, the decoder is given the
-    entry's ``batch_key`` (the nuisance) and not the sample.
+    entry's ``batch_key`` (the nuisance; ``baselines.scvi.batch_key`` when given) and not the
+    sample.
 
     Parameters
     ----------
@@ -80,7 +81,7 @@ def fit_scvi(
         The preprocessed AnnData (raw counts of the selected genes in ``X``).
     spec
         The dataset entry: ``batch_key`` and ``baselines.scvi`` (architecture, training schedule,
-        seed).
+        seed, its own ``batch_key``).
     checkpoint_dir
         Folder of the fit's checkpoint: a killed fit resumes from it (see ``MrVI.fit``).
 
@@ -89,15 +90,16 @@ def fit_scvi(
     The fitted model; ``history`` has one row per epoch.
     """
     settings = spec.baselines.scvi
+    batch_key = settings.batch_key or spec.batch_key
     logger.info(
         "dataset %r: fitting scVI on %d cells x %d genes (batch_key %r, seed %d)",
         spec.name,
         adata.n_obs,
         adata.n_vars,
-        spec.batch_key,
+        batch_key,
         settings.seed,
     )
-    return _fit(SCVI, adata, settings, checkpoint_dir, "baselines.scvi", batch_key=spec.batch_key)
+    return _fit(SCVI, adata, settings, checkpoint_dir, "baselines.scvi", batch_key=batch_key)
 
 
 def _fit[M: FittedModel](
