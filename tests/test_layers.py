@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mrvi_repro"
 
 #: Floors from the bottom up; the units of one floor may not import each other.
 FLOORS: tuple[tuple[str, ...], ...] = (
-    ("mrvi_repro", "mrvi_repro._logging", "mrvi_repro.settings"),
+    ("mrvi_repro", "mrvi_repro._logging", "mrvi_repro._jax_cache", "mrvi_repro.settings"),
     ("mrvi_repro._graph", "mrvi_repro._groups"),
     ("mrvi_repro.data",),
     ("mrvi_repro.model",),
