@@ -7,9 +7,7 @@ import os
 import subprocess
 import sys
 
-import pytest
-
-from mrvi_repro._jax_cache import CACHE_ENV, MAX_GIB_ENV, configure_compile_cache, machine_kind
+from mrvi_repro._jax_cache import CACHE_ENV, MAX_GIB_ENV, machine_kind
 
 #: Imports the model (which turns the cache on from the environment), jits a function no other
 #: process compiles (a seed in its constant) and reports the cache's hits and misses.
@@ -58,7 +56,7 @@ def test_a_second_process_loads_the_compiled_kernel(tmp_path):
     assert written, "nothing was written to the cache"
     second = _probe(_env(**{CACHE_ENV: str(tmp_path)}), seed)
     assert second["hits"] >= 1 and second["misses"] == 0
-    # another shape of the same code compiles anew
+    # another constant in the same code is another kernel: compiled anew
     other = _probe(_env(**{CACHE_ENV: str(tmp_path)}), seed + 1)
     assert other["misses"] >= 1
 
@@ -79,9 +77,40 @@ def test_machine_kind_names_the_architecture():
     assert arch and len(digest) == 12 and kind == machine_kind()
 
 
-def test_size_limit_is_checked(monkeypatch, tmp_path):
-    with pytest.raises(ValueError, match="size limit"):
-        configure_compile_cache(tmp_path, max_gib=0)
-    monkeypatch.setenv(MAX_GIB_ENV, "-1")
-    with pytest.raises(ValueError, match=r"size limit must be > 0 GiB \(got -1.0\)"):
-        configure_compile_cache(tmp_path)
+def test_a_bad_size_limit_is_refused_and_leaves_the_model_importable(tmp_path):
+    script = (
+        "import math, sys\n"
+        "from mrvi_repro._jax_cache import configure_compile_cache\n"
+        "for limit in (0, -1.0, math.nan, math.inf):\n"
+        "    try:\n"
+        "        configure_compile_cache(sys.argv[1], max_gib=limit)\n"
+        "    except ValueError as err:\n"
+        "        print(err)\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert res.stdout.count("size limit must be > 0 GiB") == 4
+    # the same limit from the environment: importing the model warns and leaves the cache off
+    env = _env(**{CACHE_ENV: str(tmp_path / "c"), MAX_GIB_ENV: "lots"})
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "always",
+            "-c",
+            "import mrvi_repro.model, jax; print(jax.config.jax_compilation_cache_dir)",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert res.stdout.strip().splitlines()[-1] == "None"
+    assert f"{MAX_GIB_ENV}='lots' is not a number of GiB" in res.stderr

@@ -10,14 +10,17 @@ machine kind (CPU architecture and instruction-set flags), so that nodes of a he
 cluster sharing the folder never load an executable built for another CPU. Entries are written
 under a file lock with least-recently-used eviction past ``max_gib`` (JAX's ``LRUCache``), so
 concurrent jobs, also on a shared file system, may use one folder; an unreadable entry is
-recompiled, never fatal. :mod:`mrvi_repro.model` calls it on import with the folder in the
-environment variable :data:`CACHE_ENV` (the workflow sets it from its config's ``jax_cache``).
+recompiled, never fatal. Sharing a folder across machines needs a file system with working file
+locks (``flock``; e.g. NFS with locking). :mod:`mrvi_repro.model` calls it on import with the
+folder in the environment variable :data:`CACHE_ENV` (the workflow sets it from its config's
+``jax_cache``); a bad size limit there leaves the cache off with a warning.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import platform
 from pathlib import Path
@@ -67,21 +70,17 @@ def configure_compile_cache(
 
     Returns
     -------
-    The folder in use, or ``None`` when no cache is on. A folder the user gave JAX itself
-    (``JAX_COMPILATION_CACHE_DIR``) is kept and returned.
+    The folder in use, or ``None`` when no cache is on. A folder JAX already has (the user's
+    ``JAX_COMPILATION_CACHE_DIR``, or an earlier call's) is kept and returned: the cache's folder
+    is set once per process.
 
     Raises
     ------
     ValueError
-        If the size limit is not positive.
+        If the size limit is not a positive number of GiB.
     """
     import jax
 
-    if max_gib is None:
-        max_gib = float(os.environ.get(MAX_GIB_ENV) or DEFAULT_MAX_GIB)
-    if max_gib <= 0:
-        msg = f"the compilation cache's size limit must be > 0 GiB (got {max_gib})"
-        raise ValueError(msg)
     own = jax.config.jax_compilation_cache_dir
     if own:
         return Path(own)
@@ -89,6 +88,16 @@ def configure_compile_cache(
         folder = os.environ.get(CACHE_ENV) or None
     if folder is None:
         return None
+    if max_gib is None:
+        raw = os.environ.get(MAX_GIB_ENV) or str(DEFAULT_MAX_GIB)
+        try:
+            max_gib = float(raw)
+        except ValueError:
+            msg = f"{MAX_GIB_ENV}={raw!r} is not a number of GiB"
+            raise ValueError(msg) from None
+    if not (math.isfinite(max_gib) and max_gib > 0):
+        msg = f"the compilation cache's size limit must be > 0 GiB (got {max_gib})"
+        raise ValueError(msg)
     path = Path(folder).absolute() / machine_kind()
     path.mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(path))

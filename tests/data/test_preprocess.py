@@ -6,7 +6,7 @@ from scipy import sparse
 
 from mrvi_repro.data.contract import DataContractError, count_problems
 from mrvi_repro.data.preprocess import count_check, counts_to_x, sample_table
-from mrvi_repro.pipeline import DatasetSpec
+from mrvi_repro.pipeline import DatasetSpec, SpecError
 from mrvi_repro.pipeline.data import build_dataset, preprocess_dataset
 from mrvi_repro.settings.data import ExpectedCounts
 
@@ -176,8 +176,29 @@ def test_count_check_without_expectations_describes_the_data():
 
 
 def test_count_check_tolerance_zero_is_exact():
-    table = count_check(_cohort(), ExpectedCounts(samples=11, tolerance=0.0), sample_key="sample")
-    assert table.set_index("quantity").loc["samples", "status"] == "differs"
+    # 120 cells against 121: 0.8 % off, a match at the default 1 %, not at 0
+    status = {
+        tol: count_check(_cohort(), ExpectedCounts(cells=121, tolerance=tol), sample_key="sample")
+        .set_index("quantity")
+        .loc["cells", "status"]
+        for tol in (0.0, 0.01)
+    }
+    assert status == {0.0: "differs", 0.01: "matches"}
+
+
+def test_count_check_skips_missing_ids_and_compares_numbers_as_numbers():
+    adata = _cohort()
+    adata.obs["donor"] = adata.obs["donor"].astype(object)
+    adata.obs.loc[adata.obs_names[:20], "donor"] = np.nan  # donor d0's cells lose their ID
+    adata.obs["age"] = np.where(adata.obs["disease"] == "CD", 30.0, 60.0)
+    expected = ExpectedCounts(
+        participants=5, participant_key="donor", participant_groups={"age": {"30": 3, "60.0": 2}}
+    )
+    rows = count_check(adata, expected, sample_key="sample").set_index("quantity")
+    assert rows.loc["participants (donor)", "observed"] == 5
+    assert rows.loc["participants with age = 30", "observed"] == 3
+    assert rows.loc["participants with age = 60.0", "observed"] == 2
+    assert set(rows["status"].dropna()) - {"not reported"} == {"matches"}
 
 
 def test_count_check_names_missing_columns():
@@ -198,7 +219,9 @@ def test_preprocess_records_the_input_size(tiny_base):
 
 
 def test_expected_counts_are_checked_on_parse():
-    with pytest.raises(Exception, match="expected.tolerance"):
+    with pytest.raises(SpecError, match="expected.tolerance"):
         DatasetSpec.from_dict("user", {**USER_ENTRY, "expected": {"tolerance": 1.5}})
-    with pytest.raises(Exception, match="unknown"):
+    with pytest.raises(SpecError, match="whole numbers"):
+        DatasetSpec.from_dict("user", {**USER_ENTRY, "expected": {"cells": 2.5}})
+    with pytest.raises(SpecError, match="unknown"):
         DatasetSpec.from_dict("user", {**USER_ENTRY, "expected": {"cell": 3}})

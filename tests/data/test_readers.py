@@ -21,6 +21,7 @@ from mrvi_repro.data.readers import (
     ArchiveError,
     SchemaError,
     UnreadableInputError,
+    mtx_header,
     read_10x_mtx_tar,
     read_h5ad,
     read_sample_metadata,
@@ -358,3 +359,19 @@ def test_a_hand_made_table_is_checked_for_its_values(tmp_path):
     )
     out = read_sample_metadata(adata.copy(), spec, table)
     assert list(out.obs["behavior"]) == ["B1", "B2", "control"]
+
+
+def test_mtx_header_reads_the_size_and_the_kind_of_values(tmp_path):
+    mtx = tmp_path / "m.mtx"
+    mtx.write_text("%%MatrixMarket MATRIX Coordinate Integer General\n%c\n\n3 2 2\n1 1 5\n2 2 1\n")
+    assert mtx_header(mtx) == ("integer", 3, 2, 2, True)
+    mtx.write_text("%%MatrixMarket matrix coordinate real general\n3 2 2\n1 1 0.5\n2 2 1\n")
+    assert mtx_header(mtx)[4] is False
+    mtx.write_text("%%MatrixMarket matrix coordinate pattern general\n3 2 2\n1 1\n2 2\n")
+    assert mtx_header(mtx) == ("pattern", 3, 2, 2, False)
+    mtx.write_text("%%MatrixMarket matrix coordinate real general\n3 2 1\n1 1 x\n")
+    with pytest.raises(UnreadableInputError, match="an entry that is not a number"):
+        mtx_header(mtx)
+    mtx.write_text("%%MatrixMarket matrix array real general\n3 2\n")
+    with pytest.raises(UnreadableInputError, match="not a MatrixMarket coordinate file"):
+        mtx_header(mtx)

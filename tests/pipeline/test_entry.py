@@ -279,6 +279,14 @@ def test_batch_key_equal_to_the_sample_key_is_refused():
     )
 
 
+def test_scvi_batch_key_is_its_own_and_not_the_sample_key():
+    spec = DatasetSpec.from_dict("x", {**MINIMAL, "baselines": {"scvi": {"batch_key": "site"}}})
+    assert spec.baselines.scvi.batch_key == "site"
+    assert DatasetSpec.from_dict("x", MINIMAL).baselines.scvi.batch_key is None
+    with pytest.raises(SpecError, match=r"baselines.scvi.batch_key 'sample' is the sample_key"):
+        DatasetSpec.from_dict("x", {**MINIMAL, "baselines": {"scvi": {"batch_key": "sample"}}})
+
+
 @pytest.mark.parametrize("section", ["mrvi", "baselines"])
 def test_training_on_every_cell_with_early_stopping_is_refused(section):
     train = {"train": {"train_size": 1.0}}

@@ -227,6 +227,14 @@ COUNT_CHECK_COLUMNS = (
 )
 
 
+def _equals(column: pd.Series, value: str) -> np.ndarray:
+    """Cells whose value is ``value`` (a string): compared as numbers in a numeric column."""
+    if pd.api.types.is_numeric_dtype(column):
+        number = pd.to_numeric(value, errors="coerce")
+        return (column == number).to_numpy() if not pd.isna(number) else np.zeros(len(column), bool)
+    return (column.notna() & (column.astype(str) == value)).to_numpy()
+
+
 def count_check(
     adata: ad.AnnData,
     expected: ExpectedCounts | None,
@@ -238,8 +246,9 @@ def count_check(
 
     Quantities: cells read (``uns['preprocessing']['input_cells']``, set by :func:`preprocess`),
     cells, genes, samples, participants (distinct ``expected.participant_key``, default the
-    sample key; listed when ``expected`` names a number or a key for them) and, per ``expected.participant_groups`` column and value, the participants whose
-    cells carry that value. A quantity with an expected number is ``"matches"`` when it lies
+    sample key; listed when ``expected`` names a number or a key for them) and, per
+    ``expected.participant_groups`` column and value, the participants whose cells carry that
+    value. A quantity with an expected number is ``"matches"`` when it lies
     within ``expected.tolerance`` (relative) of it, else ``"differs"`` and a warning names both
     numbers and ``expected.note``; without one it is ``"not reported"`` (still listed, so the
     table describes the data).
@@ -281,19 +290,18 @@ def count_check(
         ("genes", exp.genes if exp else None, adata.n_vars),
         ("samples", exp.samples if exp else None, int(obs[sample_key].nunique())),
     ]
-    participants = obs[participant_key].astype(str)
+    participants = obs[participant_key]  # nunique() leaves missing values out
     if exp is not None and (exp.participants is not None or exp.participant_key is not None):
         rows.append(
             (f"participants ({participant_key})", exp.participants, int(participants.nunique()))
         )
     for column, values in groups.items():
-        col = obs[column].astype(str)
         for value, n in values.items():
             rows.append(
                 (
                     f"participants with {column} = {value}",
                     n,
-                    int(participants[col == value].nunique()),
+                    int(participants[_equals(obs[column], value)].nunique()),
                 )
             )
     tolerance = exp.tolerance if exp is not None else 0.0

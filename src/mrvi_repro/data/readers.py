@@ -442,42 +442,43 @@ def mtx_header(path: str | Path, n_entries: int = 1000) -> tuple[str, int, int, 
     Returns
     -------
     (field, rows, columns, non-zeros, integer): the header's field (``integer``, ``real``...),
-    the size line, and whether the first ``n_entries`` values are whole numbers.
+    the size line, and whether the first ``n_entries`` values are whole numbers (``False`` for a
+    ``pattern`` matrix, which holds none).
 
     Raises
     ------
     UnreadableInputError
-        If the file does not start as a MatrixMarket coordinate file.
+        If the file does not start as a MatrixMarket coordinate file or an entry is no number.
     """
     path = Path(path)
     with path.open("rb") as fh:
-        banner = fh.readline().decode("latin-1").split()
-        if len(banner) < 4 or banner[0].lower() != "%%matrixmarket" or banner[2] != "coordinate":
+        banner = fh.readline().decode("latin-1").lower().split()
+        if len(banner) < 4 or banner[0] != "%%matrixmarket" or banner[2] != "coordinate":
             raise unreadable(path, "is not a MatrixMarket coordinate file (its first line)")
         line = fh.readline()
-        while line.startswith(b"%"):
+        while line.startswith(b"%") or (line and not line.strip()):
             line = fh.readline()
         try:
             rows, cols, nnz = (int(v) for v in line.split())
         except ValueError as err:
             raise unreadable(path, "has no MatrixMarket size line (rows columns entries)") from err
-        whole = True
-        for _ in range(n_entries):
+        whole = banner[3] != "pattern"  # a pattern matrix holds no values at all
+        for _ in range(n_entries if whole else 0):
             entry = fh.readline().split()
             if len(entry) < 3:
                 break
-            whole = whole and float(entry[2]).is_integer()
+            try:
+                whole = whole and float(entry[2]).is_integer()
+            except ValueError as err:
+                statement = f"has an entry that is not a number ({entry[2][:20]!r})"
+                raise unreadable(path, statement) from err
     return banner[3].lower(), rows, cols, nnz, whole
 
 
 def _count_lines(path: Path) -> int:
-    """Count the lines of a text file, a last line without a newline included (in blocks)."""
-    n, last = 0, b"\n"
+    """Count the non-blank lines of a text file (what pandas reads as rows without a header)."""
     with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            n += block.count(b"\n")
-            last = block[-1:]
-    return n + (last != b"\n")
+        return sum(1 for line in fh if line.strip())
 
 
 def check_scp_bundles(source: ScpBundlesSource, files: Mapping[str, str | Path]) -> None:
@@ -522,7 +523,12 @@ def check_scp_bundles(source: ScpBundlesSource, files: Mapping[str, str | Path])
                 f"{n_features} lines and {keys['barcodes']} {n_barcodes}: files of another "
                 "bundle, or an incomplete download"
             )
-        if not whole:
+        if field == "pattern":
+            problems.append(
+                f"{keys['matrix']} is a pattern matrix (no values): the workflow needs "
+                f"{bundle}.scp.raw.mtx with its raw counts"
+            )
+        elif not whole:
             problems.append(
                 f"{keys['matrix']} holds fractional values ({field}): the normalised "
                 f"{bundle}.scp.matrix.mtx saved under the raw file's name? The workflow needs "

@@ -4,6 +4,8 @@ Importing it turns on the persistent compilation cache named by ``MRVI_REPRO_JAX
 (:func:`mrvi_repro._jax_cache.configure_compile_cache`; the workflow sets it).
 """
 
+import warnings
+
 from mrvi_repro._jax_cache import configure_compile_cache
 from mrvi_repro.settings.model import MrVIConfig, SCVIConfig, TrainConfig
 
@@ -16,7 +18,10 @@ from ._registry import Registry
 from ._scvi import SCVI
 from ._training import make_optimizer
 
-configure_compile_cache()
+try:
+    configure_compile_cache()
+except ValueError as _err:  # a bad MRVI_REPRO_JAX_CACHE_MAX_GIB must not break every import
+    warnings.warn(f"persistent compilation cache left off: {_err}", stacklevel=1)
 
 __all__ = [
     "MrVAE",

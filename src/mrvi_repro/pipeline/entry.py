@@ -663,6 +663,12 @@ def merge_entry(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, An
 def _check_baselines(entry: dict[str, Any], where: str) -> None:
     """Check the baselines settings that depend on other keys of the entry."""
     spec: BaselinesSpec = entry["baselines"]
+    if spec.scvi.batch_key is not None and spec.scvi.batch_key == entry["sample_key"]:
+        msg = (
+            f"{where}: baselines.scvi.batch_key {spec.scvi.batch_key!r} is the sample_key; scVI's "
+            "nuisance must be another obs column than the samples"
+        )
+        raise SpecError(msg)
     labels = entry.get("labels_key")
     if labels is None and spec.composition.clusters == "labels":
         msg = f"{where}: baselines.composition.clusters 'labels' needs a labels_key"

@@ -252,6 +252,9 @@ class SampleMetadataSpec:
 
     def __post_init__(self) -> None:
         _check_file_choice(self)
+        if any(isinstance(vals, str) for vals in self.values.values()):
+            msg = f"sample_metadata.values: give each column a list of values (got {self.values})"
+            raise ValueError(msg)
         values = {str(k): tuple(str(v) for v in vals) for k, vals in self.values.items()}
         if any(not vals for vals in values.values()):
             msg = f"sample_metadata.values: every column needs at least one value (got {values})"
@@ -416,14 +419,17 @@ class ExpectedCounts:
 
     def __post_init__(self) -> None:
         groups = {
-            str(col): {str(v): int(n) for v, n in (vals or {}).items()}
+            str(col): {str(v): n for v, n in (vals or {}).items()}
             for col, vals in self.participant_groups.items()
         }
         object.__setattr__(self, "participant_groups", groups)
         numbers = [self.cells, self.input_cells, self.genes, self.samples, self.participants]
         numbers += [n for vals in groups.values() for n in vals.values()]
-        if any(n is not None and n < 0 for n in numbers):
-            msg = f"expected counts must be >= 0 (got {numbers})"
+        if any(
+            n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0)
+            for n in numbers
+        ):
+            msg = f"expected counts must be whole numbers >= 0 (got {numbers})"
             raise ValueError(msg)
         if not 0 <= self.tolerance < 1:
             msg = f"expected.tolerance must be in [0, 1) (got {self.tolerance})"
