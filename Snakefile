@@ -61,7 +61,9 @@
 #                                               samples ranked by distance to the reference and
 #                                               clustered, each cluster's DE and its enrichment
 #   results/{dataset}/metrics/screen_metrics.tsv  fig4: Fig. 4d's metrics per method, permutations
-#   results/{dataset}/metrics/claims.tsv        entries asking for fig3 or fig4: the paper's
+#   results/{dataset}/figures/fig5/             entries asking for fig5: the disease-behaviour
+#                                               figure's panels (Fig. 5, Extended Data Figs. 6-7)
+#   results/{dataset}/metrics/claims.tsv        entries asking for fig3, fig4 or fig5: the paper's
 #                                               statements checked (claim, paper, ours, margin,
 #                                               holds)
 #   results/{dataset}/logs/{rule}.log           log of each rule
@@ -73,9 +75,9 @@
 # sign-in are placed by hand in resources/manual/ (the rule's error says which and where).
 #
 # Further wildcards become path levels: logs/{rule}/{wildcard}.log, benchmarks/{rule}/{wildcard}.tsv.
-# Targets: `all` (default), `fig2` (Fig. 2 panels of the semi-synthetic datasets), `fig3` (the
-# cohort figure and claims of the entries asking for it), `extended_data` (Extended Data figures made
-# so far), `benchmarks` (run time and memory per rule). `snakemake --report report.html` gathers every figure and table.
+# Targets: `all` (default), `fig2` (Fig. 2 panels of the semi-synthetic datasets), `fig3`, `fig4`,
+# `fig5` (the cohort, screen and disease-behaviour figures and claims of the entries asking for
+# them), `extended_data` (Extended Data figures made so far), `benchmarks` (run time and memory per rule). `snakemake --report report.html` gathers every figure and table.
 
 import os
 

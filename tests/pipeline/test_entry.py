@@ -15,6 +15,7 @@ from mrvi_repro.pipeline import (
     DESeq2Spec,
     DESpec,
     DistancesSpec,
+    IntegrationSpec,
     MiloDESpec,
     MiloSpec,
     MrVISpec,
@@ -37,7 +38,7 @@ from mrvi_repro.settings.data import (
     SubsetSpec,
     TenxMtxTarSource,
 )
-from mrvi_repro.settings.figures import CohortClaimsSpec, Fig3Spec
+from mrvi_repro.settings.figures import CohortClaimsSpec, Fig3Spec, Fig5Spec, StenosisClaimsSpec
 
 MINIMAL = {"source": {"kind": "simulate"}, "sample_key": "sample"}
 
@@ -73,7 +74,7 @@ SECTIONS = (
         "milode",
         "config",
     }
-    | {"analysis", "distances", "da", "de", "stratify", "comparisons"}
+    | {"analysis", "distances", "da", "de", "stratify", "integration", "comparisons"}
     | {"figures", "compartments", "claims"}
 )
 
@@ -93,6 +94,8 @@ SECTIONS = (
         (CovidRecipe, ("$defs", "covid_recipe")),
         (Fig3Spec, ("$defs", "fig3")),
         (CohortClaimsSpec, ("$defs", "fig3", "properties", "claims")),
+        (Fig5Spec, ("$defs", "fig5")),
+        (StenosisClaimsSpec, ("$defs", "fig5", "properties", "claims")),
         (SciplexRecipe, ("$defs", "sciplex_recipe")),
         (IbdRecipe, ("$defs", "ibd_recipe")),
         (HVGParams, ("properties", "hvg")),
@@ -106,6 +109,7 @@ SECTIONS = (
         (DASpec, ("properties", "analysis", "properties", "da")),
         (DESpec, ("properties", "analysis", "properties", "de")),
         (StratifySpec, ("properties", "analysis", "properties", "stratify")),
+        (IntegrationSpec, ("properties", "analysis", "properties", "integration")),
         (SCVISpec, ("properties", "baselines", "properties", "scvi")),
         (SCVIConfig, ("properties", "baselines", "properties", "scvi", "properties", "model")),
         (PCASpec, ("properties", "baselines", "properties", "pca")),

@@ -190,3 +190,99 @@ def test_a_figure_not_asked_for_is_an_error_that_says_how_to_ask():
         spec.figures.require("fig3", "s")
     with pytest.raises(ValueError, match="does not ask for fig9"):
         spec.figures.require("fig9", "s")
+
+
+# --- fig5: the disease-behaviour figure ------------------------------------------------------
+
+FIG5_ENTRY = {
+    "source": {"kind": "simulate"},
+    "sample_key": "biosample",
+    "labels_key": "cell_type",
+    "sample_covariates": ["Type", "behavior", "procedure"],
+    "analysis": {
+        "de": {
+            "covariates": ["Type", "behavior"],
+            "contrasts": [
+                {"covariate": "Type", "a": "Infl", "b": "NonI"},
+                {"covariate": "behavior", "a": "B2", "b": "B1"},
+            ],
+        }
+    },
+    "comparisons": {
+        "de": [{"name": "b2", "covariates": ["behavior", "Type"]}],
+        "da": [{"name": "b2", "covariate": "behavior", "a": "B2", "b": "B1"}],
+    },
+}
+
+
+def parse5(fig5, **changes):
+    entry = copy.deepcopy(FIG5_ENTRY) | {"figures": {"fig5": fig5}} | changes
+    return DatasetSpec.from_dict("ibd", entry).figures.fig5
+
+
+def test_fig5_defaults_come_from_the_entry():
+    fig = parse5({"collection": "procedure", "claims": {"strongest": "Pericytes"}})
+    assert (fig.de, fig.da) == ("b2", "b2")
+    assert fig.effects == ("Type", "behavior")  # every reported contrast of analysis.de
+    assert fig.focus == "Pericytes"  # the claims' strongest label
+    assert fig.coarse == {} and fig.lfc_genes == ()
+
+
+def test_fig5_coarse_labels_and_genes_are_parsed():
+    fig = parse5(
+        {
+            "collection": "procedure",
+            "coarse": {"Stromal": {"bundle": ["CO_STR", "TI_STR"]}, "Immune": {"bundle": "IMM"}},
+            "expression_gene": "CDH11",
+            "lfc_genes": ["CDH11", "LUM"],
+            "claims": {"up_in_a": "CDH11", "unique_to_strongest": ["TGFBI"]},
+        }
+    )
+    assert fig.coarse == {
+        "Stromal": {"bundle": ("CO_STR", "TI_STR")},
+        "Immune": {"bundle": ("IMM",)},
+    }
+    assert fig.genes == ("CDH11", "LUM", "TGFBI")
+
+
+def test_the_ibd_entry_asks_for_the_papers_fig5(repo):
+    entry = yaml.safe_load((repo / "config" / "datasets" / "ibd.yaml").read_text())
+    spec = DatasetSpec.from_dict("ibd", entry)
+    fig = spec.figures.fig5
+    assert (fig.collection, fig.inflammation, fig.de, fig.da) == (
+        "procedure",
+        "Type",
+        "b2_vs_b1_stromal",
+        "b2_vs_b1_stromal",
+    )
+    assert fig.effects == ("Type", "behavior") and fig.expression_gene == "CDH11"
+    assert fig.claims.strongest == "Pericytes HIGD1B STEAP4" == fig.focus
+    contrasts = [(c.covariate, c.a, c.b) for c in spec.analysis.de.contrasts]
+    assert contrasts == [("Type", "Infl", "NonI"), ("behavior", "B2", "B1")]
+    assert spec.analysis.integration.batch_key == "Site"  # Extended Data Fig. 5
+    assert spec.comparisons.da_named("b2_vs_b1_stromal").delta == 1.0  # Extended Data Fig. 7c
+
+
+@pytest.mark.parametrize(
+    ("fig5", "changes", "match"),
+    [
+        ({}, {}, "set 'collection'"),
+        ({"collection": "site"}, {}, r"collection \['site'\] not among the sample_covariates"),
+        ({"collection": "procedure", "de": "other"}, {}, r"de \['other'\] not among"),
+        ({"collection": "procedure", "effects": ["procedure"]}, {}, "analysis.de.contrasts"),
+        ({"collection": "procedure", "coarse": {"S": []}}, {}, r"coarse\.S: give"),
+        ({"collection": "procedure"}, {"analysis": {}}, "needs analysis.de.contrasts"),
+        ({"collection": "procedure"}, {"labels_key": None}, "need a labels_key"),
+        ({"collection": "procedure", "claims": {"weakest": "x"}}, {}, r"unknown key\(s\)"),
+    ],
+)
+def test_bad_fig5_settings_are_refused_with_the_reason(fig5, changes, match):
+    with pytest.raises(SpecError, match=match):
+        parse5(fig5, **changes)
+
+
+def test_a_contrast_on_a_covariate_not_fitted_is_refused():
+    entry = copy.deepcopy(FIG5_ENTRY)
+    entry["analysis"]["de"]["contrasts"].append({"covariate": "procedure"})
+    with pytest.raises(SpecError, match="not among the fitted covariates"):
+        DatasetSpec.from_dict("ibd", entry)

@@ -131,3 +131,5 @@ def test_paper_config_lists_the_full_dag(repo, snakemake):
     # Fig. 4 and Extended Data Figs. 3-4: the three sci-Plex cell lines, CMap data for two
     assert jobs["fig4_panels"] == "3" and jobs["screen_claims"] == "3"
     assert jobs["cmap_clusters"] == "2" and jobs["fig3_panels"] == "1"
+    # Fig. 5 and Extended Data Figs. 5-7: the IBD atlas
+    assert jobs["fig5_panels"] == "1" and jobs["stenosis_claims"] == "1"

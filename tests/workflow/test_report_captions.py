@@ -19,7 +19,7 @@ from docutils.core import publish_parts
 from docutils.utils import SystemMessage
 from jinja2 import Environment
 
-from mrvi_repro.settings.names import FIG2_PANELS, FIG3_PANELS, FIG4_PANELS
+from mrvi_repro.settings.names import FIG2_PANELS, FIG3_PANELS, FIG4_PANELS, FIG5_PANELS
 
 #: The hyperlink targets Snakemake appends to every caption (snakemake.report, Snakemake 9).
 RST_LINKS = textwrap.dedent("""
@@ -79,7 +79,7 @@ def test_a_bad_caption_is_caught():
 def test_every_report_item_has_a_caption(repo):
     """Each caption named in the rules exists, and each caption file is used."""
     names = {p.stem for p in captions(repo)}
-    panels = set(FIG2_PANELS) | set(FIG3_PANELS) | set(FIG4_PANELS)
+    panels = set(FIG2_PANELS) | set(FIG3_PANELS) | set(FIG4_PANELS) | set(FIG5_PANELS)
     assert panels <= names
     rules = "".join(p.read_text() for p in (repo / "workflow" / "rules").glob("*.smk"))
     snakefile = (repo / "Snakefile").read_text()
@@ -87,7 +87,7 @@ def test_every_report_item_has_a_caption(repo):
         if path.name == "workflow.rst":
             assert 'report: "workflow/report/workflow.rst"' in snakefile
         elif path.stem in panels:
-            # one per panel of the Fig. 2, Fig. 3 and Fig. 4 rules
-            assert rules.count('caption=f"../report/{panel}.rst"') == 3
+            # one per panel of the Fig. 2, Fig. 3, Fig. 4 and Fig. 5 rules
+            assert rules.count('caption=f"../report/{panel}.rst"') == 4
         else:
             assert f'"../report/{path.name}"' in rules, path.name

@@ -19,6 +19,7 @@ from mrvi_repro.settings.names import (
     FIG2_PANELS,
     FIG3_PANELS,
     FIG4_PANELS,
+    FIG5_PANELS,
     REPRESENTATION_KEYS,
 )
 
@@ -158,11 +159,13 @@ SEMISYNTHETIC = [n for n, e in DATASETS.items() if e.get("semisynthetic") is not
 FIG3 = [n for n, spec in SPECS.items() if "fig3" in spec.figures.names]
 #: Datasets whose entry asks for the perturbation-screen figure (`figures: {fig4: ...}`).
 FIG4 = [n for n, spec in SPECS.items() if "fig4" in spec.figures.names]
-_both = sorted(set(FIG3) & set(FIG4))
+#: Datasets whose entry asks for the disease-behaviour figure (`figures: {fig5: ...}`).
+FIG5 = [n for n, spec in SPECS.items() if "fig5" in spec.figures.names]
+_both = sorted(n for n, spec in SPECS.items() if len(spec.figures.names) > 1)
 if _both:
     raise WorkflowError(
-        f"datasets {_both} ask for fig3 and fig4: an entry asks for one of them (both write "
-        "its metrics/claims.tsv)"
+        f"datasets {_both} ask for more than one of fig3, fig4 and fig5: an entry asks for one "
+        "of them (each writes its metrics/claims.tsv)"
     )
 
 
@@ -216,6 +219,27 @@ FIG4_REPORT_LABELS = {
 }
 if set(FIG4_REPORT_LABELS) != set(FIG4_PANELS):
     raise WorkflowError("FIG4_REPORT_LABELS must label every panel of FIG4_PANELS")
+
+#: Report labels of the disease-behaviour figure's panels (rule fig5_panels), in the paper's order.
+FIG5_REPORT_LABELS = {
+    "fig5a_coarse": ("5a.1", "u by coarse label"),
+    "fig5a_collection": ("5a.2", "u by tissue-collection method"),
+    "fig5a_effect_sizes": ("5a.3", "per-cell effect sizes"),
+    "fig5b_labels": ("5b", "analysed cells by fine label"),
+    "fig5c_da": ("5c", "DA in the analysed cells"),
+    "fig5d_expression": ("5d", "expression of one gene"),
+    "fig5e_lfc_violins": ("5e", "LFC violins per cell type"),
+    "fig5f_lfc_umaps": ("5f", "per-cell LFCs of two genes"),
+    "ed6a_labels_behaviour": ("ED 6a", "u by fine label and behaviour"),
+    "ed6b_subset_behaviour": ("ED 6b", "analysed cells by behaviour"),
+    "ed6c_subset_effect": ("ED 6c", "analysed cells' behaviour effect size"),
+    "ed6d_markers": ("ED 6d", "marker expression"),
+    "ed6e_more_lfcs": ("ED 6e", "more per-cell LFCs"),
+    "ed7a_focus_expression": ("ED 7a", "expression in the focus cell type"),
+    "ed7c_da_violins": ("ED 7c", "DA per cell type with the cluster test"),
+}
+if set(FIG5_REPORT_LABELS) != set(FIG5_PANELS):
+    raise WorkflowError("FIG5_REPORT_LABELS must label every panel of FIG5_PANELS")
 
 
 def report_labels(panel, content):
@@ -357,6 +381,14 @@ def figures_entry(wildcards):
     return {**comparisons_entry(wildcards), "figures": entry.get("figures")}
 
 
+def fig5_entry(wildcards):
+    """Params of the fig5 rules: the figure rules' params and `analysis.de` (its contrasts are
+    the effect sizes of panel a)."""
+    analysis = DATASETS[wildcards.dataset].get("analysis") or {}
+    de = {"de": analysis["de"]} if "de" in analysis else {}
+    return {**figures_entry(wildcards), "analysis": de}
+
+
 def fig3_inputs(wildcards):
     """Inputs of `fig3_panels` and `cohort_claims`: the outputs the cohort figure reads."""
     name = wildcards.dataset
@@ -430,6 +462,34 @@ def fig4_outputs(name):
     ]
 
 
+def fig5_inputs(wildcards):
+    """Inputs of `fig5_panels` and `stenosis_claims`: the outputs the figure reads."""
+    name = wildcards.dataset
+    fig = fig_settings(wildcards, "fig5")
+
+    def one(pattern, **more):
+        return expand(pattern, dataset=name, **more)[0]
+
+    return {
+        "h5ad": one(rules.preprocess_dataset.output.h5ad),
+        "effects": one(rules.differential_expression.output[0]),
+        "de": one(rules.de_comparison.output.de, comparison=fig.de),
+        "lfc": one(rules.de_comparison.output.lfc, comparison=fig.de),
+        "da": one(rules.da_comparison.output.da, comparison=fig.da),
+        "da_test": one(rules.da_comparison.output.test, comparison=fig.da),
+        "integration": one(rules.integration_metrics.output[0]),
+    }
+
+
+def fig5_outputs(name):
+    """The files of dataset `name`'s disease-behaviour figure: panels, claims, ED 5."""
+    return [
+        *expand(list(rules.fig5_panels.output), dataset=name),
+        *expand(rules.stenosis_claims.output, dataset=name),
+        *expand(rules.metric_figures.output.integration, dataset=name),
+    ]
+
+
 def figure_benchmarks(name):
     """The benchmark files of dataset `name`'s figure rules (cohort or screen figure)."""
     files = []
@@ -443,6 +503,10 @@ def figure_benchmarks(name):
         if SPECS[name].figures.fig4.cmap is not None:
             made_by.append(rules.cmap_clusters)
         files += expand([r.benchmark for r in made_by], dataset=name)
+    if name in FIG5:
+        files += expand(
+            [rules.fig5_panels.benchmark, rules.stenosis_claims.benchmark], dataset=name
+        )
     return files
 
 
@@ -621,4 +685,5 @@ def get_final_outputs():
         + comparison_outputs(name)
         + (fig3_outputs(name) if name in FIG3 else [])
         + (fig4_outputs(name) if name in FIG4 else [])
+        + (fig5_outputs(name) if name in FIG5 else [])
     ]

@@ -3,7 +3,8 @@
 # `fig2` (the semi-synthetic benchmark's panels), `fig3` (the cohort figure of every entry whose
 # `figures` list asks for it, with its claims table), `fig4` (the perturbation-screen figure of
 # every entry asking for it: Fig. 4 for A549, Extended Data Figs. 3-4 for MCF-7 and K562, with
-# claims), `extended_data` (every Extended Data figure made so far) and `benchmarks` (run time
+# claims), `fig5` (the disease-behaviour figure of the IBD atlas: Fig. 5, Extended Data Figs.
+# 5-7, with claims), `extended_data` (every Extended Data figure made so far) and `benchmarks` (run time
 # and memory per rule).
 
 
@@ -201,6 +202,66 @@ rule screen_claims:
         "../scripts/screen_claims.py"
 
 
+rule fig5_panels:
+    input:
+        unpack(fig5_inputs),
+        umap=rules.embeddings_2d.output[0],
+    output:
+        **{
+            panel: report(
+                f"results/{{dataset}}/figures/fig5/{panel}.png",
+                caption=f"../report/{panel}.rst",
+                category="Figure 5 and Extended Data Figs. 5-7",
+                subcategory="{dataset}",
+                labels=report_labels(*FIG5_REPORT_LABELS[panel]),
+            )
+            for panel in FIG5_PANELS
+        },
+    log:
+        "results/{dataset}/logs/fig5_panels.log",
+    benchmark:
+        "results/{dataset}/benchmarks/fig5_panels.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=grow(4000, 10),
+        runtime=grow(30, 0.1),
+    params:
+        entry=fig5_entry,
+    script:
+        "../scripts/fig5_panels.py"
+
+
+rule stenosis_claims:
+    input:
+        unpack(fig5_inputs),
+    output:
+        report(
+            "results/{dataset}/metrics/claims.tsv",
+            caption="../report/stenosis_claims.rst",
+            category="Claims",
+            subcategory="{dataset}",
+            labels=report_labels("1", "the paper's statements checked"),
+        ),
+    log:
+        "results/{dataset}/logs/stenosis_claims.log",
+    benchmark:
+        "results/{dataset}/benchmarks/stenosis_claims.tsv"
+    wildcard_constraints:
+        dataset="|".join(FIG5) or "^$",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=grow(4000, 5),
+        runtime=grow(20, 0.05),
+    params:
+        entry=fig5_entry,
+    script:
+        "../scripts/stenosis_claims.py"
+
+
 rule metric_figures:
     input:
         summary=rules.metrics_summary.output[0],
@@ -270,10 +331,20 @@ rule fig4:
         [f for name in FIG4 for f in fig4_outputs(name)],
 
 
+rule fig5:
+    input:
+        [f for name in FIG5 for f in fig5_outputs(name)],
+
+
 rule extended_data:
     input:
         expand(rules.fig3_panels.output.ed1_onset, dataset=FIG3),
         expand(rules.fig4_panels.output.ed2_all_distances, dataset=FIG4),
+        expand(rules.metric_figures.output.integration, dataset=FIG5),
+        expand(
+            [o for k, o in rules.fig5_panels.output.items() if k.startswith("ed")],
+            dataset=FIG5,
+        ),
 
 
 rule benchmarks:

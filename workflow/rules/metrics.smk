@@ -89,7 +89,7 @@ rule integration_metrics:
         mem_mb=grow(8000, 60),
         runtime=grow(60, 1),
     params:
-        entry=get_mrvi_entry,
+        entry=analysis_entry("integration"),
         variants=variant_names,
     script:
         "../scripts/integration_metrics.py"

@@ -82,6 +82,16 @@ from ._semisynthetic import (
     semisynthetic_de_metrics,
     semisynthetic_tree_metrics,
 )
+from ._stenosis import (
+    StenosisResults,
+    behaviour_effect,
+    clustered_label_order,
+    da_contrast,
+    effect_norms,
+    label_lfc_profiles,
+    stenosis_claims,
+    stenosis_summary,
+)
 
 __all__ = [
     "RANDOM",
@@ -148,4 +158,12 @@ __all__ = [
     "summary_table",
     "tree_clusters",
     "tree_recovery",
+    "StenosisResults",
+    "behaviour_effect",
+    "clustered_label_order",
+    "da_contrast",
+    "effect_norms",
+    "label_lfc_profiles",
+    "stenosis_claims",
+    "stenosis_summary",
 ]

@@ -19,6 +19,7 @@ from .entry import (
     DESeq2Spec,
     DESpec,
     DistancesSpec,
+    IntegrationSpec,
     MiloDESpec,
     MiloSpec,
     MrVISpec,
@@ -46,6 +47,7 @@ __all__ = [
     "SCVISpec",
     "SpecError",
     "StratifySpec",
+    "IntegrationSpec",
     "check_schema",
     "merge_entry",
 ]

@@ -14,6 +14,7 @@ import numpy as np
 
 from mrvi_repro._groups import with_group_column
 from mrvi_repro.analysis import (
+    Contrast,
     differential_abundance_binary,
     differential_expression,
     local_sample_distances,
@@ -104,7 +105,8 @@ def mrvi_da(model: MrVI, adata: ad.AnnData, spec: DatasetSpec) -> xr.Dataset:
 def mrvi_de(model: MrVI, adata: ad.AnnData, spec: DatasetSpec) -> xr.Dataset:
     """Per-cell DE of the entry's ``analysis.de`` design, LFCs averaged per ``labels_key`` group.
 
-    The design's covariates are fitted jointly (default: all ``sample_covariates``). Without a
+    The design's covariates are fitted jointly (default: all ``sample_covariates``); the
+    reported covariates are ``analysis.de.contrasts`` (default: the design columns). Without a
     ``labels_key`` the LFCs are averaged over all cells (one group, ``all``).
     """
     de = spec.analysis.de
@@ -124,6 +126,7 @@ def mrvi_de(model: MrVI, adata: ad.AnnData, spec: DatasetSpec) -> xr.Dataset:
             lam=de.lam,
             lfc=de.lfc,
             lfc_groupby=groupby if de.lfc else None,
+            contrasts=[Contrast(c.covariate, c.a, c.b) for c in de.contrasts] or None,
             seed=spec.mrvi.seed,
         )
     out.attrs["covariates"] = ",".join(covariates)  # netCDF attributes hold no string lists

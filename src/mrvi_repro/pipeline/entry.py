@@ -35,11 +35,11 @@ from mrvi_repro.settings.data import (
     SubsetSpec,
     TenxMtxTarSource,
 )
-from mrvi_repro.settings.figures import Fig3Spec, Fig4Spec, FiguresSpec
+from mrvi_repro.settings.figures import Fig3Spec, Fig4Spec, Fig5Spec, FiguresSpec
 from mrvi_repro.settings.model import MrVIConfig, SCVIConfig, TrainConfig
 from mrvi_repro.settings.names import DA_ESTIMATORS, LINKAGE_METHODS, REPRESENTATION_KEYS
 
-from ._comparison_spec import ComparisonsSpec
+from ._comparison_spec import ComparisonsSpec, ContrastSpec
 
 
 class SpecError(ValueError):
@@ -316,19 +316,51 @@ class DESpec:
     ``covariates``: sample covariates fitted jointly in one design (the multivariate analysis;
     ``None``: all the entry's ``sample_covariates``). ``mc_samples``: draws of u per cell.
     ``lfc``: also decode per-gene LFCs, kept as means per ``labels_key`` group (one group ``all``
-    without labels). ``lam``: ridge penalty.
+    without labels). ``lam``: ridge penalty. ``contrasts``: what to report (each ``a`` vs ``b``
+    of a fitted categorical covariate, e.g. inflamed vs non-inflamed, or a numeric slope;
+    ``()``: every design column against its covariate's first level).
     """
 
     covariates: tuple[str, ...] | None = None
     mc_samples: int = 50
     lfc: bool = True
     lam: float = 0.0
+    contrasts: tuple[ContrastSpec, ...] = ()
 
     def __post_init__(self) -> None:
         _set_covariates(self)
         if self.mc_samples < 1 or self.lam < 0:
             msg = f"mc_samples must be >= 1 and lam >= 0 (got {self.mc_samples}, {self.lam})"
             raise ValueError(msg)
+        contrasts = []
+        for i, item in enumerate(self.contrasts or ()):
+            if isinstance(item, dict):
+                try:
+                    item = ContrastSpec(**item)
+                except TypeError as err:
+                    raise ValueError(f"contrasts[{i}]: {err}") from err
+            if not isinstance(item, ContrastSpec):
+                msg = f"contrasts[{i}] must be {{covariate, a, b}}, got {item!r}"
+                raise ValueError(msg)
+            if self.covariates is not None and item.covariate not in self.covariates:
+                msg = (
+                    f"contrasts[{i}]: {item.covariate!r} is not among the fitted covariates "
+                    f"{list(self.covariates)}"
+                )
+                raise ValueError(msg)
+            contrasts.append(item)
+        object.__setattr__(self, "contrasts", tuple(contrasts))
+
+
+@dataclass(frozen=True)
+class IntegrationSpec:
+    """The integration metrics (rule integration_metrics; Supp. Fig. 2, Extended Data Fig. 5).
+
+    ``batch_key``: the ``obs`` column whose groups the metrics should find mixed (default: the
+    entry's ``batch_key``, or the samples without one); the paper's IBD metrics used the tissue.
+    """
+
+    batch_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -368,6 +400,7 @@ class AnalysisSpec:
     da: DASpec = field(default_factory=DASpec)
     de: DESpec = field(default_factory=DESpec)
     stratify: StratifySpec = field(default_factory=StratifySpec)
+    integration: IntegrationSpec = field(default_factory=IntegrationSpec)
 
     @classmethod
     def from_dict(cls, entry: dict[str, Any] | None, where: str = "analysis") -> AnalysisSpec:
@@ -385,6 +418,7 @@ class AnalysisSpec:
             "da": DASpec,
             "de": DESpec,
             "stratify": StratifySpec,
+            "integration": IntegrationSpec,
         }
         return cls(**{k: _build(c, entry.get(k) or {}, f"{where}.{k}") for k, c in parts.items()})
 
@@ -395,7 +429,7 @@ def _figures(entry: dict[str, Any], where: str) -> FiguresSpec:
         requested = FiguresSpec.requested(entry.get("figures"), f"{where}: figures")
         comparisons = entry.get("comparisons") or ComparisonsSpec()
         covariates = tuple(entry.get("sample_covariates", ()))
-        figures: dict[str, Fig3Spec | Fig4Spec] = {}
+        figures: dict[str, Fig3Spec | Fig4Spec | Fig5Spec] = {}
         if "fig3" in requested:
             figures["fig3"] = Fig3Spec.parse(
                 requested["fig3"],
@@ -409,11 +443,22 @@ def _figures(entry: dict[str, Any], where: str) -> FiguresSpec:
             figures["fig4"] = Fig4Spec.parse(
                 requested["fig4"], f"{where}: figures.fig4", sample_covariates=covariates
             )
+        if "fig5" in requested:
+            analysis = entry.get("analysis") or AnalysisSpec()
+            figures["fig5"] = Fig5Spec.parse(
+                requested["fig5"],
+                f"{where}: figures.fig5",
+                sample_covariates=covariates,
+                de=[c.name for c in comparisons.de],
+                da=[c.name for c in comparisons.da],
+                effects=[c.covariate for c in analysis.de.contrasts],
+            )
     except ValueError as err:
         raise SpecError(str(err)) from err
-    if "fig3" in figures and entry.get("labels_key") is None:
-        msg = f"{where}: figures [fig3] need a labels_key (cell types of panels a, c)"
-        raise SpecError(msg)
+    for name, needs in (("fig3", "cell types of panels a, c"), ("fig5", "panels b, e")):
+        if name in figures and entry.get("labels_key") is None:
+            msg = f"{where}: figures [{name}] need a labels_key ({needs})"
+            raise SpecError(msg)
     return FiguresSpec(**figures)
 
 
@@ -535,11 +580,18 @@ class DatasetSpec:
             _check_baselines(entry, where)
         if "analysis" in entry:
             entry["analysis"] = AnalysisSpec.from_dict(entry["analysis"], f"{where}: analysis")
-            covariates = entry["analysis"].de.covariates or ()
-            unknown = sorted(set(covariates) - set(entry.get("sample_covariates", ())))
+            de = entry["analysis"].de
+            fitted = de.covariates or tuple(entry.get("sample_covariates", ()))
+            unknown = sorted(set(de.covariates or ()) - set(entry.get("sample_covariates", ())))
             if unknown:
                 msg = (
                     f"{where}: analysis.de.covariates {unknown} are not among the sample_covariates"
+                )
+                raise SpecError(msg)
+            off = [c.covariate for c in de.contrasts if c.covariate not in fitted]
+            if off:
+                msg = (
+                    f"{where}: analysis.de.contrasts on {off}: not among the fitted {list(fitted)}"
                 )
                 raise SpecError(msg)
         if entry.get("comparisons") is not None:

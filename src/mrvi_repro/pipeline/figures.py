@@ -1,25 +1,31 @@
-"""The cohort figure and its claims as the workflow runs them (rules ``fig3_panels``, ``cohort_claims``).
+"""The cohort and disease-behaviour figures and their claims as the workflow runs them.
 
-:func:`load_cohort_results` reads what the workflow wrote for an entry that asks for ``fig3``
-(its ``figures.fig3`` settings say which comparisons) into a
-:class:`~mrvi_repro.metrics.CohortResults`; :func:`write_fig3` draws and writes the panels and
-the module gene table, :func:`write_cohort_claims` the claims table ``metrics/claims.tsv``.
+Rules ``fig3_panels`` and ``cohort_claims``: :func:`load_cohort_results` reads what the
+workflow wrote for an entry that asks for ``fig3`` (its ``figures.fig3`` settings say which
+comparisons) into a :class:`~mrvi_repro.metrics.CohortResults`; :func:`write_fig3` draws and
+writes the panels and the module gene table, :func:`write_cohort_claims` the claims table
+``metrics/claims.tsv``. Rules ``fig5_panels`` and ``stenosis_claims``: the same for ``fig5``
+(:func:`load_stenosis_results`, :func:`write_fig5`, :func:`write_stenosis_claims`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from .comparisons import stratification_cluster
 
 if TYPE_CHECKING:
-    from mrvi_repro.metrics import CohortResults
-    from mrvi_repro.settings.figures import Fig3Spec
+    import anndata as ad
+
+    from mrvi_repro.metrics import CohortResults, StenosisResults
+    from mrvi_repro.settings.figures import Fig3Spec, Fig5Spec
 
     from .entry import DatasetSpec
 
@@ -111,6 +117,145 @@ def write_cohort_claims(
     fig: Fig3Spec = spec.figures.require("fig3", spec.name)
     summary = cohort_summary(results, fig, n_permutations=n_permutations, seed=spec.mrvi.seed)
     claims = cohort_claims(summary, fig)
+    for row in claims.itertuples():
+        logger.info("%s: %s -> %s", row.claim, row.ours, row.holds)
+    claims.to_csv(path, sep="\t", index=False)
+    return claims
+
+
+def _coarse_labels(adata: ad.AnnData, fig: Fig5Spec, labels_key: str) -> pd.Series:
+    """Return each cell's coarse label: the first ``coarse`` selection it matches, else "other"."""
+    from .comparisons import _cells_matching
+
+    if not fig.coarse:
+        return adata.obs[labels_key].astype(str)
+    coarse = np.full(adata.n_obs, "other", dtype=object)
+    for name, selection in reversed(list(fig.coarse.items())):
+        coarse[_cells_matching(adata, selection)] = name
+    return pd.Series(coarse, index=adata.obs_names.astype(str))
+
+
+def normalised_expression(
+    adata: ad.AnnData, cells: np.ndarray, genes: Sequence[str], *, target: float = 1e4
+) -> pd.DataFrame:
+    """Return log1p of the counts of ``genes`` scaled to ``target`` per cell, rows ``cells``.
+
+    The library size is the cell's total over the data's genes; ``cells`` are integer
+    positions, ascending.
+
+    Reads the rows a block at a time (a backed file's rows are not all loaded at once).
+    """
+    from scipy import sparse
+
+    present = [g for g in genes if g in adata.var_names]
+    columns = adata.var_names.get_indexer(present)
+    out = np.empty((len(cells), len(present)), dtype=np.float32)
+    block = 20_000
+    for start in range(0, len(cells), block):
+        rows = cells[start : start + block]
+        x = adata.X[rows] if not adata.isbacked else adata[rows].X
+        x = sparse.csr_matrix(x) if not sparse.issparse(x) else x.tocsr()
+        total = np.asarray(x.sum(1)).ravel()
+        picked = np.asarray(x[:, columns].todense(), dtype=np.float64)
+        scale = np.divide(
+            target, total, out=np.zeros_like(total, dtype=np.float64), where=total > 0
+        )
+        out[start : start + len(rows)] = np.log1p(picked * scale[:, None])
+    return pd.DataFrame(out, index=adata.obs_names[cells].astype(str), columns=present)
+
+
+def load_stenosis_results(
+    spec: DatasetSpec,
+    *,
+    h5ad: str | Path,
+    effects: str | Path,
+    de: str | Path,
+    lfc: str | Path,
+    da: str | Path,
+    da_test: str | Path,
+    integration: str | Path,
+) -> StenosisResults:
+    """Read an entry's outputs for the disease-behaviour figure (``figures.fig5``) and its claims.
+
+    ``effects``: the multivariate DE of ``analysis.de`` (``analysis/de.nc``, its ``beta``);
+    ``de``, ``lfc``: the DE comparison's ``de.nc`` and per-cell LFC store; ``da``,
+    ``da_test``: the DA comparison's ``da.nc`` and ``cluster_test.tsv``. Only the figure's genes
+    (and the strongest mean LFCs, the default genes of panels e-f) are read from the LFC store
+    and the counts.
+    """
+    import anndata as ad
+    import xarray as xr
+
+    from mrvi_repro.data.contract import per_sample
+    from mrvi_repro.metrics import StenosisResults, effect_norms
+    from mrvi_repro.plotting import figure_genes
+
+    fig: Fig5Spec = spec.figures.require("fig5", spec.name)
+    labels_key = str(spec.labels_key)
+    adata = ad.read_h5ad(h5ad, backed="r")
+    obs = adata.obs[[labels_key, spec.sample_key]].copy()
+    obs.index = obs.index.astype(str)
+    obs["coarse"] = _coarse_labels(adata, fig, labels_key).to_numpy()
+    covariate = spec.comparisons.da_named(fig.da).covariate
+    columns = sorted({fig.collection, covariate, *([fig.inflammation] if fig.inflammation else [])})
+    samples = pd.DataFrame({c: per_sample(adata, spec.sample_key, c) for c in columns})
+    samples.index = samples.index.astype(str)
+    with xr.open_dataset(effects) as multivariate:
+        norms = effect_norms(multivariate, fig.effects)
+    comparison = xr.load_dataset(de)
+    comparison = comparison.drop_vars([v for v in ("beta",) if v in comparison])
+    store = xr.open_dataset(lfc, engine="zarr", chunks=None, consolidated=False)
+    contrast = str(comparison["covariate"].values[0])
+    cells = store["cell"].values.astype(str)
+    partial = StenosisResults(
+        obs=obs,
+        labels_key=labels_key,
+        sample_key=spec.sample_key,
+        samples=samples,
+        effects=norms,
+        de=comparison,
+        lfc=pd.DataFrame(index=pd.Index(cells)),
+        expression=pd.DataFrame(index=pd.Index(cells)),
+        da=xr.load_dataset(da),
+        da_test=pd.read_csv(da_test, sep="\t"),
+        integration=pd.read_csv(integration, sep="\t"),
+    )
+    defaults = figure_genes(partial, fig)
+    genes = list(dict.fromkeys([*fig.genes, *defaults["lfc"], *defaults["umap"]]))
+    model_genes = [g for g in genes if g in set(store["gene"].values.astype(str))]
+    values = store["lfc"].sel(covariate=contrast, gene=model_genes).values
+    per_cell = pd.DataFrame(values, index=pd.Index(cells), columns=model_genes)
+    store.close()
+    rows = np.sort(adata.obs_names.astype(str).get_indexer(cells))
+    expression = normalised_expression(adata, rows, model_genes).reindex(cells)
+    logger.info("fig5: %d cells, %d analysed; genes read: %s", adata.n_obs, len(cells), model_genes)
+    return dataclasses.replace(partial, lfc=per_cell, expression=expression)
+
+
+def write_fig5(
+    spec: DatasetSpec,
+    results: StenosisResults,
+    embedding: pd.DataFrame,
+    outputs: Mapping[str, str | Path],
+) -> None:
+    """Draw the disease-behaviour figure: each panel to ``outputs[<panel>]`` (PNG)."""
+    from mrvi_repro.plotting import save_figure, stenosis_figure
+
+    fig: Fig5Spec = spec.figures.require("fig5", spec.name)
+    for name, panel in stenosis_figure(results, embedding, fig, seed=spec.mrvi.seed).items():
+        save_figure(panel.plot, outputs[name], width=panel.width, height=panel.height)
+        logger.info("wrote %s", outputs[name])
+
+
+def write_stenosis_claims(
+    spec: DatasetSpec, results: StenosisResults, path: str | Path
+) -> pd.DataFrame:
+    """Check the paper's Fig. 5 statements on the entry's outputs; write and return the table."""
+    from mrvi_repro.metrics import da_contrast, stenosis_claims, stenosis_summary
+
+    fig: Fig5Spec = spec.figures.require("fig5", spec.name)
+    _, a, b = da_contrast(results)
+    claims = stenosis_claims(stenosis_summary(results, fig), fig, a, b)
     for row in claims.itertuples():
         logger.info("%s: %s -> %s", row.claim, row.ours, row.holds)
     claims.to_csv(path, sep="\t", index=False)

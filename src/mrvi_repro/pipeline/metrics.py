@@ -28,7 +28,8 @@ def integration_benchmark(
 ) -> pd.DataFrame:
     """Supp. Fig. 2: integration metrics of MrVI's u, scVI and PCA (summary records).
 
-    Labels: the entry's ``labels_key``; nuisance groups: its ``batch_key``, or the samples.
+    Labels: the entry's ``labels_key``; nuisance groups: ``analysis.integration.batch_key``,
+    else its ``batch_key``, else the samples.
     Without ``labels_key``, or with a single label, the label metrics are NaN with the reason in
     the table's ``note`` column; the nuisance mixing is still scored. ``variants``: the latent
     files of the entry's MrVI variants, scored after MrVI as ``mrvi_<name>``.
@@ -39,6 +40,10 @@ def integration_benchmark(
             msg = f"the MrVI latent file and the {name!r} file hold different cells"
             raise ValueError(msg)
     obs = mrvi_latent.obs
+    batch_key = spec.analysis.integration.batch_key or spec.batch_key
+    if batch_key is not None and batch_key not in obs.columns:
+        msg = f"integration batch key {batch_key!r} is not an obs column of the latent file"
+        raise KeyError(msg)
     embeddings = {
         "mrvi": mrvi_latent.obsm[LATENT_KEYS["u"]],
         **{f"mrvi_{name}": v.obsm[LATENT_KEYS["u"]] for name, v in variants.items()},
@@ -49,6 +54,6 @@ def integration_benchmark(
         embeddings,
         None if spec.labels_key is None else obs[spec.labels_key],
         obs[spec.sample_key],
-        None if spec.batch_key is None else obs[spec.batch_key],
+        None if batch_key is None else obs[batch_key],
         seed=spec.mrvi.seed,
     )

@@ -4,8 +4,8 @@ Every ``plot_*`` function takes one tidy :class:`pandas.DataFrame` (one row per 
 the columns named in its docstring), validates it (a missing column or an empty table raises
 :class:`ValueError`) and returns one :class:`plotnine.ggplot` panel in the :func:`theme_mrvi`
 theme; :func:`save_figure` writes a panel to PNG, PDF or SVG. The module only draws: it takes
-tables computed elsewhere; only :func:`cohort_figure` reads a stage below it (the cohort tests of
-:mod:`mrvi_repro.metrics`). Methods are named and
+tables computed elsewhere; only :func:`cohort_figure`, :func:`screen_figure` and :func:`stenosis_figure` read a stage
+below it (their derived quantities in :mod:`mrvi_repro.metrics`). Methods are named and
 coloured consistently across figures through :data:`METHOD_LABELS` and :data:`METHOD_COLORS`.
 :func:`semisynthetic_figure`, :func:`cohort_figure`, :func:`metric_figures` and
 :func:`runtime_figure` assemble the panels of whole figures from the workflow's result objects
@@ -41,6 +41,7 @@ from ._panels import (
     save_figure,
 )
 from ._screen import plot_enrichment_tiles, plot_screen_metrics, screen_figure
+from ._stenosis import figure_genes, stenosis_figure
 from ._theme import (
     DISCRETE_PALETTE,
     LOWER_IS_BETTER,
@@ -61,6 +62,8 @@ __all__ = [
     "plot_enrichment_tiles",
     "plot_screen_metrics",
     "screen_figure",
+    "stenosis_figure",
+    "figure_genes",
     "module_gene_table",
     "plot_alluvial",
     "plot_group_values",

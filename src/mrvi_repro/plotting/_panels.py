@@ -170,6 +170,8 @@ def plot_embedding(
     legend_point_size: float = 2.5,
     limit_quantile: float = 1.0,
     legend_title: str | None = None,
+    high_on_top: bool = False,
+    from_zero: bool = False,
 ) -> ggplot:
     """Cells in 2-D embeddings (e.g. UMAPs of MrVI's u and z), coloured by one variable.
 
@@ -205,11 +207,18 @@ def plot_embedding(
         1.0: the full range.
     legend_title
         Title of the colour legend (default: the ``color`` column's name).
+    high_on_top
+        Numeric colour only: draw the cells in increasing order of the value, so that the
+        highest values are on top (expression of a gene, as the paper's Fig. 5d).
+    from_zero
+        Numeric colour without ``diverging`` only: the colour scale starts at 0, not at the
+        smallest value (for non-negative magnitudes such as effect sizes, so that small
+        differences do not look large).
 
     Returns
     -------
     The plot. Points are drawn in a random order (seeded, so deterministic) so that no
-    category systematically hides another.
+    category systematically hides another, or by value with ``high_on_top``.
     """
     what = "plot_embedding"
     required = ["x", "y", color] + ([facet] if facet is not None else [])
@@ -247,7 +256,12 @@ def plot_embedding(
         msg = f"{what}: no row has finite x and y" + (f" and a {facet!r}" if facet else "")
         raise ValueError(msg)
 
+    if high_on_top and not numeric:
+        msg = f"{what}: high_on_top=True needs a numeric colour column, {color!r} is {col.dtype}"
+        raise ValueError(msg)
     order = np.random.default_rng(0).permutation(len(df))
+    if high_on_top:
+        order = order[np.argsort(df["value"].to_numpy()[order], kind="stable")]
     df = df.iloc[order].reset_index(drop=True)
     is_na = df["value"].isna().to_numpy()
 
@@ -278,12 +292,15 @@ def plot_embedding(
         elif limit_quantile < 1.0:
             finite = df.loc[~is_na, "value"].to_numpy()
             hi = float(np.quantile(finite, limit_quantile))
-            lo = float(finite.min())
+            lo = 0.0 if from_zero else float(finite.min())
             plot += scale_color_cmap(
                 cmap_name="viridis", limits=(lo, hi if hi > lo else lo + 1.0), oob=squish
             )
             if (finite > hi).any():
                 clip_note = f"(clipped at {hi:.3g},\n{_percentile(limit_quantile)})"
+        elif from_zero:
+            hi = float(df.loc[~is_na, "value"].max())
+            plot += scale_color_cmap(cmap_name="viridis", limits=(0.0, hi if hi > 0 else 1.0))
         else:
             plot += scale_color_cmap(cmap_name="viridis")
     if facet is not None:

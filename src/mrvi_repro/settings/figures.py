@@ -15,7 +15,7 @@ from typing import Any
 
 #: Figures a dataset entry can ask for (the semi-synthetic Fig. 2 is drawn for every entry with a
 #: ``semisynthetic`` section, without asking).
-FIGURE_NAMES = ("fig3", "fig4")
+FIGURE_NAMES = ("fig3", "fig4", "fig5")
 
 
 def _names(values: Any) -> tuple[str, ...]:
@@ -452,11 +452,200 @@ class Fig4Spec:
 
 
 @dataclass(frozen=True)
+class StenosisClaimsSpec:
+    """The paper's Fig. 5 statements to check, in terms of the entry's labels and genes.
+
+    ``fewer_in_a`` / ``more_in_a``: cell labels the paper finds depleted / enriched in group
+    ``a`` of the DA comparison (fewer lymphatic and LTC4S+ endothelial cells, more ADAMDEC1+
+    fibroblasts in B2, Fig. 5c); ``strongest``: the label whose cells carry the strongest effect
+    of the DE comparison's contrast (a small HIGD1B+STEAP4+ pericyte population, Fig. 5a,
+    Extended Data Fig. 6c); ``up_in_a``: genes up in ``a`` in the analysed cells (CDH11, Fig. 5d-e);
+    ``unique_to_strongest``: genes up in ``a`` more in the ``strongest`` label than in any other
+    analysed label (LUM, TGFBI, Fig. 5e).
+    """
+
+    fewer_in_a: tuple[str, ...] = ()
+    more_in_a: tuple[str, ...] = ()
+    strongest: str | None = None
+    up_in_a: tuple[str, ...] = ()
+    unique_to_strongest: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("fewer_in_a", "more_in_a", "up_in_a", "unique_to_strongest"):
+            object.__setattr__(self, name, _names(getattr(self, name)))
+        if self.strongest is not None:
+            object.__setattr__(self, "strongest", str(self.strongest))
+
+
+@dataclass(frozen=True)
+class Fig5Spec:
+    """Settings of the disease-behaviour figure (the paper's Fig. 5, Extended Data Figs. 5-7).
+
+    Panels b-f and Extended Data Figs. 6-7 show the cells of the DE comparison ``de`` (the
+    stromal cells) on the u UMAP of all cells.
+
+    Attributes
+    ----------
+    collection
+        Sample covariate of the tissue-collection method (``procedure``; panel a).
+    de
+        The DE comparison of panels e-f (B2 vs B1 in stromal cells, its per-cell LFCs).
+    da
+        The DA comparison of panel c and Extended Data Fig. 7c (same cells as ``de``).
+    effects
+        Covariates of ``analysis.de.contrasts`` whose per-cell effect sizes (squared norm of
+        beta) colour panel a (inflammation, behaviour); default: every reported contrast.
+    coarse
+        Coarse label -> ``{obs column: [values]}`` (panel a's colours; e.g. ``Stromal: {bundle:
+        [CO_STR, TI_STR]}``); cells matching none are "other". Empty: the ``labels_key``.
+    inflammation
+        Sample covariate splitting Extended Data Fig. 7a's violins (``Type``); ``None``: none.
+    expression_gene
+        Gene of panel d (CDH11), expression library-size normalised and log1p.
+    lfc_genes
+        Genes of panel e's LFC violins (default: the 6 with the largest mean |LFC|).
+    umap_genes
+        Genes whose per-cell LFCs panel f draws on the UMAP (default: the two largest mean LFCs);
+        ``more_umap_genes``: those of Extended Data Fig. 6e.
+    markers
+        Genes of Extended Data Fig. 6d (markers of the endothelial-to-mesenchymal transition).
+    focus
+        The label of Extended Data Fig. 7a (HIGD1B+STEAP4+ pericytes; default
+        ``claims.strongest``); ``focus_genes``: its genes (default ``lfc_genes``).
+    claims
+        The paper's statements to check (:class:`StenosisClaimsSpec`).
+    max_points
+        Cells drawn in an embedding at most (a seeded subsample above; titles say so).
+    """
+
+    collection: str
+    de: str
+    da: str
+    effects: tuple[str, ...] = ()
+    coarse: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    inflammation: str | None = None
+    expression_gene: str | None = None
+    lfc_genes: tuple[str, ...] = ()
+    umap_genes: tuple[str, ...] = ()
+    more_umap_genes: tuple[str, ...] = ()
+    markers: tuple[str, ...] = ()
+    focus: str | None = None
+    focus_genes: tuple[str, ...] = ()
+    claims: StenosisClaimsSpec = field(default_factory=StenosisClaimsSpec)
+    max_points: int = 100_000
+
+    def __post_init__(self) -> None:
+        if self.max_points < 100:
+            msg = f"max_points must be at least 100 (got {self.max_points})"
+            raise ValueError(msg)
+
+    @property
+    def genes(self) -> tuple[str, ...]:
+        """Every gene the figure names (LFCs and expression are read for these only)."""
+        named = [
+            *([self.expression_gene] if self.expression_gene else []),
+            *self.lfc_genes,
+            *self.umap_genes,
+            *self.more_umap_genes,
+            *self.markers,
+            *self.focus_genes,
+            *self.claims.up_in_a,
+            *self.claims.unique_to_strongest,
+        ]
+        return tuple(dict.fromkeys(named))
+
+    @classmethod
+    def parse(
+        cls,
+        entry: Mapping[str, Any] | None,
+        where: str,
+        *,
+        sample_covariates: Sequence[str],
+        de: Sequence[str],
+        da: Sequence[str],
+        effects: Sequence[str],
+    ) -> Fig5Spec:
+        """Parse the ``fig5`` settings, filling defaults from the entry and checking every name.
+
+        Parameters
+        ----------
+        entry
+            The settings (``None``: all defaults).
+        where
+            Where the settings are, for messages.
+        sample_covariates
+            The entry's sample covariates.
+        de, da
+            Names of its DE and DA comparisons.
+        effects
+            The covariates of its ``analysis.de.contrasts``.
+
+        Raises
+        ------
+        ValueError
+            Naming the setting and what the entry offers instead.
+        """
+        entry = _known_keys(entry, cls, where)
+        defaults = {
+            "de": de[0] if de else None,
+            "da": da[0] if da else None,
+            "effects": list(dict.fromkeys(effects)),
+        }
+        for key, default in defaults.items():
+            if entry.get(key) is None or (key == "effects" and not entry[key]):
+                if default is None or (key == "effects" and not default):
+                    msg = f"{where}: set {key!r} (the entry offers no default for it)"
+                    if key == "effects":
+                        msg = f"{where}: needs analysis.de.contrasts (panel a's effect sizes)"
+                    raise ValueError(msg)
+                entry[key] = default
+        if entry.get("collection") is None:
+            msg = (
+                f"{where}: set 'collection' (the sample covariate of the tissue-collection method)"
+            )
+            raise ValueError(msg)
+        for key in ("effects", "lfc_genes", "umap_genes", "more_umap_genes", "markers"):
+            entry[key] = _names(entry.get(key))
+        entry["focus_genes"] = _names(entry.get("focus_genes"))
+        coarse = entry.get("coarse") or {}
+        if not isinstance(coarse, Mapping):
+            msg = f"{where}: coarse must map a coarse label to {{obs column: [values]}}"
+            raise ValueError(msg)
+        entry["coarse"] = {str(k): _selection(v, f"{where}.coarse.{k}") for k, v in coarse.items()}
+        claims = _known_keys(entry.get("claims"), StenosisClaimsSpec, f"{where}: claims")
+        try:
+            entry["claims"] = StenosisClaimsSpec(**claims)
+            for key in ("collection", "de", "da", "inflammation", "expression_gene", "focus"):
+                if entry.get(key) is not None:
+                    entry[key] = str(entry[key])
+            if entry.get("focus") is None:
+                entry["focus"] = entry["claims"].strongest
+            spec = cls(**entry)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{where}: {err}") from err
+        checks = [
+            ("collection", [spec.collection], list(sample_covariates), "the sample_covariates"),
+            ("inflammation", [spec.inflammation] if spec.inflammation else [],
+             list(sample_covariates), "the sample_covariates"),
+            ("de", [spec.de], list(de), "the DE comparisons"),
+            ("da", [spec.da], list(da), "the DA comparisons"),
+            ("effects", list(spec.effects), list(effects), "the analysis.de.contrasts covariates"),
+        ]  # fmt: skip
+        for key, chosen, allowed, what in checks:
+            bad = [c for c in chosen if c not in allowed]
+            if bad:
+                msg = f"{where}: {key} {bad} not among {what} {allowed}"
+                raise ValueError(msg)
+        return spec
+
+
+@dataclass(frozen=True)
 class FiguresSpec:
     """The figures a dataset entry asks for (``None``: not asked)."""
 
     fig3: Fig3Spec | None = None
     fig4: Fig4Spec | None = None
+    fig5: Fig5Spec | None = None
 
     @property
     def names(self) -> tuple[str, ...]:

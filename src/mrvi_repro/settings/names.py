@@ -73,3 +73,23 @@ FIG4_PANELS = (
     "fig4f_enrichment",
     "ed2_all_distances",
 )
+
+#: Panels of the disease-behaviour figure (rule ``fig5_panels``: Fig. 5 a-f and Extended Data
+#: Figs. 6-7 for the IBD atlas; ``figures/fig5/<panel>.png``).
+FIG5_PANELS = (
+    "fig5a_coarse",
+    "fig5a_collection",
+    "fig5a_effect_sizes",
+    "fig5b_labels",
+    "fig5c_da",
+    "fig5d_expression",
+    "fig5e_lfc_violins",
+    "fig5f_lfc_umaps",
+    "ed6a_labels_behaviour",
+    "ed6b_subset_behaviour",
+    "ed6c_subset_effect",
+    "ed6d_markers",
+    "ed6e_more_lfcs",
+    "ed7a_focus_expression",
+    "ed7c_da_violins",
+)
