@@ -139,9 +139,6 @@ def planted_stenosis():
         attrs={"covariate": "behavior", "group_a": "B2", "group_b": "B1", "delta": 0.1},
     )
     test = cluster_abundance_test(log_ratio, sub_labels, delta=0.1)
-    integration = pd.DataFrame(
-        {"method": ["mrvi", "scvi"], "metric": ["silhouette_label"] * 2, "value": [0.5, 0.4]}
-    )
     results = StenosisResults(
         obs=obs.rename(columns={"label": "cell_type"}),
         labels_key="cell_type",
@@ -153,7 +150,6 @@ def planted_stenosis():
         expression=expression,
         da=da,
         da_test=test,
-        integration=integration,
     )
     spec = Fig5Spec(
         collection="procedure",

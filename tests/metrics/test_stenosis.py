@@ -24,18 +24,19 @@ def test_effect_norms_are_squared_norms_of_the_contrasts_beta():
         {"beta": (("cell", "covariate", "latent"), beta)},
         coords={
             "cell": ["a", "b"],
-            "covariate": ["Type: Infl vs NonI", "sex_M", "behavior: B2 vs B1"],
+            "covariate": ["Type: Infl vs NonI", "Type2: x vs y", "behavior: B2 vs B1"],
         },
     )
     norms = effect_norms(de, ["behavior", "Type"])
     assert list(norms.columns) == ["behavior: B2 vs B1", "Type: Infl vs NonI"]
     assert norms.loc["b", "behavior: B2 vs B1"] == 10.0**2 + 11.0**2
     assert norms.loc["a", "Type: Infl vs NonI"] == 0.0**2 + 1.0**2
-    assert list(effect_norms(de, ["sex"]).columns) == ["sex_M"]  # a design column
+    # a covariate whose name begins another's is not mixed up with it
+    assert list(effect_norms(de, ["Type2"]).columns) == ["Type2: x vs y"]
     with pytest.raises(ValueError, match="no contrast on 'age'"):
         effect_norms(de, ["age"])
     with pytest.raises(ValueError, match="no beta"):
-        effect_norms(de.drop_vars("beta"), ["sex"])
+        effect_norms(de.drop_vars("beta"), ["Type"])
 
 
 def test_labels_with_alike_lfc_profiles_are_neighbours_in_the_order():

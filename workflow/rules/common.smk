@@ -477,7 +477,6 @@ def fig5_inputs(wildcards):
         "lfc": one(rules.de_comparison.output.lfc, comparison=fig.de),
         "da": one(rules.da_comparison.output.da, comparison=fig.da),
         "da_test": one(rules.da_comparison.output.test, comparison=fig.da),
-        "integration": one(rules.integration_metrics.output[0]),
     }
 
 

@@ -3,8 +3,8 @@
 :class:`StenosisResults` holds what the workflow wrote for an entry asking for ``fig5`` (loaded
 by :func:`mrvi_repro.pipeline.figures.load_stenosis_results`): per-cell effect sizes of the
 multivariate DE, the DE comparison of the analysed subset (stromal cells, B2 vs B1) with its
-per-cell LFCs of the figure's genes, the DA comparison and its cluster-level test, normalised
-expression of the figure's genes and the integration metrics. The functions here derive what
+per-cell LFCs of the figure's genes, the DA comparison and its cluster-level test, and normalised
+expression of the figure's genes. The functions here derive what
 the panels and the claims read: effect sizes as squared norms of beta, the cell types' order by
 hierarchical clustering of their LFC profiles, and the claims table.
 """
@@ -60,8 +60,6 @@ class StenosisResults:
         Analysed cells x the figure's genes: library-size-normalised, log1p expression.
     da, da_test
         The DA comparison (``log_ratio`` per cell) and its cluster-level test per label.
-    integration
-        The integration metrics table (method, metric, value).
     """
 
     obs: pd.DataFrame
@@ -74,7 +72,6 @@ class StenosisResults:
     expression: pd.DataFrame
     da: xr.Dataset
     da_test: pd.DataFrame
-    integration: pd.DataFrame
 
     @property
     def subset(self) -> pd.Index:
@@ -103,8 +100,8 @@ def effect_norms(de: xr.Dataset, covariates: tuple[str, ...] | list[str]) -> pd.
 
     Returns
     -------
-    Cells x contrasts (names as in the DE dataset, e.g. ``"Type: Infl vs NonI"``), the
-    contrasts in the order of ``covariates``.
+    Cells x contrasts (names as in the DE dataset, ``"<covariate>: <a> vs <b>"`` or
+    ``"<covariate> (per unit)"``: the DE's named contrasts), in the order of ``covariates``.
 
     Raises
     ------
@@ -117,7 +114,7 @@ def effect_norms(de: xr.Dataset, covariates: tuple[str, ...] | list[str]) -> pd.
     names = [str(c) for c in de["covariate"].values]
     chosen = []
     for cov in covariates:
-        found = [n for n in names if n.startswith((f"{cov}: ", f"{cov} (", f"{cov}_")) or n == cov]
+        found = [n for n in names if n.startswith(f"{cov}: ") or n == f"{cov} (per unit)"]
         if not found:
             msg = f"the DE dataset reports no contrast on {cov!r} (it has {names})"
             raise ValueError(msg)
@@ -163,11 +160,15 @@ def da_contrast(results: StenosisResults) -> tuple[str, str, str]:
     )
 
 
-def behaviour_effect(results: StenosisResults) -> str:
-    """Return the reported contrast of the DA comparison's covariate (B2), else the last one."""
-    covariate = da_contrast(results)[0]
-    matching = [c for c in results.effects.columns if c.startswith(f"{covariate}")]
-    return matching[0] if matching else str(results.effects.columns[-1])
+def behaviour_effect(results: StenosisResults) -> str | None:
+    """Return the effect-size column of the DA comparison's contrast (``behavior: B2 vs B1``).
+
+    ``None`` when the multivariate DE reports no such contrast (the panels and the claim that
+    need it then say so).
+    """
+    covariate, a, b = da_contrast(results)
+    name = f"{covariate}: {a} vs {b}"
+    return name if name in results.effects.columns else None
 
 
 def stenosis_summary(results: StenosisResults, spec: Fig5Spec) -> pd.DataFrame:
@@ -186,8 +187,11 @@ def stenosis_summary(results: StenosisResults, spec: Fig5Spec) -> pd.DataFrame:
     means = means.set_index("cluster")["mean_in"]
     for label in (*spec.claims.fewer_in_a, *spec.claims.more_in_a):
         rows.append(("mrvi", f"da_{label}", float(means.get(label, np.nan))))
-    if spec.claims.strongest is not None:
-        effect = results.effects[behaviour_effect(results)]
+    column = behaviour_effect(results)
+    if spec.claims.strongest is not None and column is None:
+        logger.warning("no effect size of the DA comparison's contrast: %s", da_contrast(results))
+    if spec.claims.strongest is not None and column is not None:
+        effect = results.effects[column]
         by_label = effect.groupby(results.labels(effect.index).to_numpy()).mean()
         by_label = by_label.sort_values(ascending=False)
         logger.info("mean effect size of %s per label: %s", effect.name, by_label.head(5).to_dict())
@@ -199,6 +203,12 @@ def stenosis_summary(results: StenosisResults, spec: Fig5Spec) -> pd.DataFrame:
     a, b = contrast_ends(results.de)
     _, da_a, da_b = da_contrast(results)
     sign = -1.0 if (a, b) == (da_b, da_a) else 1.0
+    if {a, b} != {da_a, da_b}:
+        logger.warning(
+            "the DE comparison reports %s vs %s, the DA comparison %s vs %s: the gene claims "
+            "are the DE's %s vs %s",
+            *(a, b, da_a, da_b, a, b),
+        )
     for gene in spec.claims.up_in_a:
         value = sign * float(results.lfc[gene].mean()) if gene in results.lfc else np.nan
         rows.append(("mrvi", f"lfc_{gene}", value))

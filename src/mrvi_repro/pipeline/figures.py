@@ -173,7 +173,6 @@ def load_stenosis_results(
     lfc: str | Path,
     da: str | Path,
     da_test: str | Path,
-    integration: str | Path,
 ) -> StenosisResults:
     """Read an entry's outputs for the disease-behaviour figure (``figures.fig5``) and its claims.
 
@@ -218,7 +217,6 @@ def load_stenosis_results(
         expression=pd.DataFrame(index=pd.Index(cells)),
         da=xr.load_dataset(da),
         da_test=pd.read_csv(da_test, sep="\t"),
-        integration=pd.read_csv(integration, sep="\t"),
     )
     defaults = figure_genes(partial, fig)
     genes = list(dict.fromkeys([*fig.genes, *defaults["lfc"], *defaults["umap"]]))

@@ -154,6 +154,8 @@ def stenosis_figure(
     panels: dict[str, Panel] = {}
 
     def embed(data: pd.DataFrame, column: str, title: str, legend: str, **kw: object) -> ggplot:
+        if data.empty:
+            return _message_panel(title, "No drawn cell is among the cells of this panel.")
         size = size_sub if len(data) < len(table) else size_all
         return plot_embedding(
             data, column, facet=None, title=title, legend_title=legend, point_size=size, **kw
@@ -222,8 +224,11 @@ def stenosis_figure(
         embed(sub, "behaviour", f"Analysed cells by {covariate}\n({note})", covariate), 6.0, 4.6
     )
     effect = behaviour_effect(results)
+    title = "Analysed cells: effect size of the DA comparison's contrast"
     panels["ed6c_subset_effect"] = Panel(
-        embed(
+        _message_panel(title, f"analysis.de.contrasts has no contrast {covariate}: {a} vs {b}.")
+        if effect is None
+        else embed(
             sub.assign(effect=effects[effect].reindex(sub["cell"]).to_numpy()),
             "effect",
             f"Analysed cells: effect size of {effect}",
@@ -276,7 +281,8 @@ def _lfc_violins(results: StenosisResults, genes: list[str], a: str, b: str) -> 
         return Panel(_message_panel(title, "None of the panel's genes is a model gene."), 6.0, 1.5)
     order = clustered_label_order(label_lfc_profiles(results.de))
     labels = results.labels(results.subset)
-    order = [lb for lb in order if lb in set(labels)]
+    present = set(labels)
+    order = [lb for lb in order if lb in present]
     long = (
         results.lfc[genes]
         .assign(label=labels.to_numpy())
