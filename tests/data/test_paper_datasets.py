@@ -31,7 +31,7 @@ CELL_CYCLE = "genesets/regev_lab_cell_cycle_genes.txt"
 def shipped(repo, name, **overrides):
     """The shipped entry config/datasets/<name>.yaml, without model sections, with overrides."""
     entry = yaml.safe_load((repo / "config" / "datasets" / f"{name}.yaml").read_text())
-    for section in ("mrvi", "analysis", "baselines"):
+    for section in ("mrvi", "analysis", "baselines", "figures"):
         entry.pop(section, None)
     return DatasetSpec.from_dict(name, {**entry, **overrides})
 

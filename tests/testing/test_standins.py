@@ -37,7 +37,7 @@ def written(tmp_path_factory):
 def entry(repo, name, **overrides):
     """The shipped entry without its model sections (its HVG count keeps every stand-in gene)."""
     spec = yaml.safe_load((repo / "config" / "datasets" / f"{name}.yaml").read_text())
-    for section in ("mrvi", "analysis", "baselines"):
+    for section in ("mrvi", "analysis", "baselines", "figures"):
         spec.pop(section, None)
     return DatasetSpec.from_dict(name, {**spec, **overrides})
 
