@@ -47,7 +47,7 @@ def test_violins_follow_the_clustering_and_the_default_genes_are_the_strongest(p
     # the endothelial types share a profile: neighbours in the order
     assert abs(order.index("Endo") - order.index("Lymph")) == 1
     # mean LFCs over the analysed cells: CDH11 1, G1 0.8 x 180/360, LUM and TGFBI 2 x 60/360
-    genes = figure_genes(results, spec)
+    genes = figure_genes(results.de, spec)
     assert genes["umap"] == ["CDH11", "G1"]
     assert genes["lfc"][:2] == ["CDH11", "G1"] and set(genes["lfc"][2:4]) == {"LUM", "TGFBI"}
 

@@ -164,6 +164,18 @@ def contrast_ends(de: xr.Dataset) -> tuple[str, str]:
     return a, b
 
 
+def mean_lfc(de: xr.Dataset) -> pd.Series:
+    """Return a DE comparison's mean LFC per gene over its cells (its groups weighted by size).
+
+    ``de``: the comparison's dataset with ``lfc`` (covariate, group, gene) and ``n_cells``
+    (group); its first (only) contrast.
+    """
+    lfc = de["lfc"].isel(covariate=0).values
+    weights = de["n_cells"].values.astype(float)
+    mean = np.nansum(lfc * weights[:, None], 0) / weights.sum()
+    return pd.Series(mean, index=de["gene"].values.astype(str))
+
+
 def module_of(modules: pd.DataFrame, genes: tuple[str, ...]) -> str | None:
     """Return the gene module holding most of ``genes`` (``None`` when none of them is in a module)."""
     by_gene = modules.assign(module=modules["module"].astype(str)).set_index("gene")["module"]

@@ -33,7 +33,7 @@ from mrvi_repro.analysis import (
     select_samples,
 )
 from mrvi_repro.data.contract import per_sample
-from mrvi_repro.metrics import cell_clusters
+from mrvi_repro.metrics import cell_clusters, mean_lfc
 
 from ._comparison_spec import CLUSTER_OF, DAComparisonSpec, DEComparisonSpec, SampleGroupsSpec
 from .analysis import da_reference_cap
@@ -312,11 +312,7 @@ def run_de_comparison(
     )
     de.attrs.update({"comparison": name, "covariates": ",".join(comparison.covariates)})
     contrast = str(de["covariate"].values[0])
-    weights = de["n_cells"].values.astype(float)
-    mean_lfc = pd.Series(
-        np.nansum(de["lfc"].sel(covariate=contrast).values * weights[:, None], 0) / weights.sum(),
-        index=de["gene"].values,
-    )
+    gene_lfc = mean_lfc(de)
     modules = pd.DataFrame(columns=["gene", "module", "mean_lfc"])
     if comparison.modules is not None:
         import xarray as xr
@@ -333,7 +329,7 @@ def run_de_comparison(
         )
         modules = pd.DataFrame(
             {"gene": labels.index, "module": labels.astype(str).to_numpy()}
-        ).assign(mean_lfc=lambda t: mean_lfc.reindex(t["gene"]).to_numpy())
+        ).assign(mean_lfc=lambda t: gene_lfc.reindex(t["gene"]).to_numpy())
         de["module_activity"] = module_activity(lfc, labels).rename({"module": "gene_module"})
         logger.info("%s: %d gene modules", name, modules["module"].nunique())
     gsea = pd.DataFrame()
@@ -342,7 +338,7 @@ def run_de_comparison(
             msg = f"{name}: gsea asks for gene sets {comparison.gsea.gene_sets!r}: pass the file"
             raise ValueError(msg)
         gsea = gsea_prerank(
-            mean_lfc,
+            gene_lfc,
             read_gmt(gene_sets),
             min_size=comparison.gsea.min_size,
             max_size=comparison.gsea.max_size,

@@ -10,7 +10,6 @@ writes the panels and the module gene table, :func:`write_cohort_claims` the cla
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -206,28 +205,28 @@ def load_stenosis_results(
     store = xr.open_dataset(lfc, engine="zarr", chunks=None, consolidated=False)
     contrast = str(comparison["covariate"].values[0])
     cells = store["cell"].values.astype(str)
-    partial = StenosisResults(
-        obs=obs,
-        labels_key=labels_key,
-        sample_key=spec.sample_key,
-        samples=samples,
-        effects=norms,
-        de=comparison,
-        lfc=pd.DataFrame(index=pd.Index(cells)),
-        expression=pd.DataFrame(index=pd.Index(cells)),
-        da=xr.load_dataset(da),
-        da_test=pd.read_csv(da_test, sep="\t"),
-    )
-    defaults = figure_genes(partial, fig)
+    defaults = figure_genes(comparison, fig)
     genes = list(dict.fromkeys([*fig.genes, *defaults["lfc"], *defaults["umap"]]))
-    model_genes = [g for g in genes if g in set(store["gene"].values.astype(str))]
+    stored = set(store["gene"].values.astype(str))
+    model_genes = [g for g in genes if g in stored]
     values = store["lfc"].sel(covariate=contrast, gene=model_genes).values
     per_cell = pd.DataFrame(values, index=pd.Index(cells), columns=model_genes)
     store.close()
     rows = np.sort(adata.obs_names.astype(str).get_indexer(cells))
     expression = normalised_expression(adata, rows, model_genes).reindex(cells)
     logger.info("fig5: %d cells, %d analysed; genes read: %s", adata.n_obs, len(cells), model_genes)
-    return dataclasses.replace(partial, lfc=per_cell, expression=expression)
+    return StenosisResults(
+        obs=obs,
+        labels_key=labels_key,
+        sample_key=spec.sample_key,
+        samples=samples,
+        effects=norms,
+        de=comparison,
+        lfc=per_cell,
+        expression=expression,
+        da=xr.load_dataset(da),
+        da_test=pd.read_csv(da_test, sep="\t"),
+    )
 
 
 def write_fig5(

@@ -34,6 +34,7 @@ from mrvi_repro.metrics import (
     contrast_ends,
     da_contrast,
     label_lfc_profiles,
+    mean_lfc,
 )
 from mrvi_repro.settings.names import FIG5_PANELS
 
@@ -43,6 +44,7 @@ from ._panels import plot_distribution, plot_embedding
 from ._theme import discrete_colors, theme_mrvi
 
 if TYPE_CHECKING:
+    import xarray as xr
     from plotnine.composition import Compose
 
     from mrvi_repro.metrics import StenosisResults
@@ -82,17 +84,12 @@ def _grid_size(n: int, width: float, height: float, ncol: int = NCOL) -> tuple[f
     return width * min(n, ncol), height * ((n + ncol - 1) // ncol)
 
 
-def _mean_lfc(results: StenosisResults) -> pd.Series:
-    """Mean LFC per gene over the analysed cells (labels weighted by their cells)."""
-    lfc = results.de["lfc"].isel(covariate=0).values
-    weights = results.de["n_cells"].values.astype(float)
-    mean = np.nansum(lfc * weights[:, None], 0) / weights.sum()
-    return pd.Series(mean, index=results.de["gene"].values.astype(str))
+def figure_genes(de: xr.Dataset, spec: Fig5Spec) -> dict[str, list[str]]:
+    """Return the genes of panels e and f: the configured ones, else the strongest mean LFCs.
 
-
-def figure_genes(results: StenosisResults, spec: Fig5Spec) -> dict[str, list[str]]:
-    """Return the genes of panels e and f: the configured ones, else the strongest mean LFCs."""
-    mean = _mean_lfc(results)
+    ``de``: the DE comparison's dataset (:func:`~mrvi_repro.metrics.mean_lfc`).
+    """
+    mean = mean_lfc(de)
     lfc_genes = list(spec.lfc_genes) or list(
         mean.abs().sort_values(ascending=False).index[:DEFAULT_LFC_GENES]
     )
@@ -209,7 +206,7 @@ def stenosis_figure(
         4.6,
     )
     panels["fig5d_expression"] = _expression_panel(results, sub, spec, size_sub, note)
-    genes = figure_genes(results, spec)
+    genes = figure_genes(results.de, spec)
     panels["fig5e_lfc_violins"] = _lfc_violins(results, genes["lfc"], de_a, de_b)
     panels["fig5f_lfc_umaps"] = _lfc_umaps(
         results, sub, genes["umap"], de_a, de_b, size_sub, "Fig. 5f"
