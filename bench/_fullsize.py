@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import logging
 import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +78,71 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--de-mc-samples", type=int, default=None)
     parser.add_argument("--forcerun", nargs="*", default=None)
     parser.add_argument("targets", nargs="*")
+
+
+def main(
+    doc: str,
+    dataset: str,
+    *,
+    entry: Callable[[Path, int, int | None], dict[str, Any]],
+    default_targets: Callable[[], list[str]],
+    write: Callable[[Path, argparse.Namespace], None],
+    write_arguments: Callable[[argparse.ArgumentParser], None],
+) -> int:
+    """The command line of a full-size script: ``write DIR``, ``run DIR`` or ``table DIR``.
+
+    ``write`` writes the generated files (its options added by ``write_arguments``); ``run``
+    runs the workflow on ``entry(DIR, epochs, de_mc_samples)`` (targets: those given, else
+    ``default_targets()``); ``table`` prints :func:`benchmark_table`.
+    """
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("command", choices=["write", "run", "table"])
+    parser.add_argument("folder", type=Path)
+    write_arguments(parser)
+    add_run_arguments(parser)
+    args = parser.parse_intermixed_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    if args.command == "write":
+        write(args.folder, args)
+        return 0
+    if args.command == "run":
+        chosen = entry(args.folder, args.epochs, args.de_mc_samples)
+        return run_chain(
+            args.folder,
+            dataset,
+            chosen,
+            cores=args.cores,
+            targets=args.targets or default_targets(),
+            forcerun=args.forcerun,
+        )
+    print(benchmark_table(args.folder, dataset))
+    return 0
+
+
+def scaled_main(
+    doc: str,
+    dataset: str,
+    *,
+    entry: Callable[[Path, int, int | None], dict[str, Any]],
+    target: str,
+    write: Callable[..., None],
+    umis: float,
+) -> int:
+    """:func:`main` for a script whose ``write(folder, *, umis, seed, scale)`` draws a share
+    ``scale`` of the published cells with ``umis`` UMIs per cell on average."""
+
+    def arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--umis-per-cell", type=float, default=umis)
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--scale", type=float, default=1.0)
+
+    return main(
+        doc,
+        dataset,
+        entry=entry,
+        default_targets=lambda: [target],
+        write=lambda folder, a: write(folder, umis=a.umis_per_cell, seed=a.seed, scale=a.scale),
+        write_arguments=arguments,
+    )

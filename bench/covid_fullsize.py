@@ -46,7 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from _fullsize import add_run_arguments, benchmark_table, run_chain  # noqa: E402
+from _fullsize import main  # noqa: E402
 
 from mrvi_repro.testing.standins.covid import COVID_OBS, SEVERITY  # noqa: E402
 
@@ -310,57 +310,33 @@ def entry(folder: Path, epochs: int, de_mc_samples: int | None = None) -> dict:
     return out
 
 
-def run(
-    folder: Path,
-    *,
-    epochs: int,
-    cores: int,
-    targets: list[str],
-    de_mc_samples: int | None = None,
-    forcerun: list[str] | None = None,
-) -> int:
-    """Run the chain with Snakemake in ``folder``; return its exit status."""
-    chosen = entry(folder, epochs, de_mc_samples)
-    targets = targets or [f"results/covid/{p}" for p in CHAIN]
-    return run_chain(folder, "covid", chosen, cores=cores, targets=targets, forcerun=forcerun)
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("command", choices=["write", "run", "table"])
-    parser.add_argument("folder", type=Path)
+def _write_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-cells", type=int, default=647_366)
     parser.add_argument("--n-features", type=int, default=24_929)
     parser.add_argument("--n-kept", type=int, default=418_768)
     parser.add_argument("--umis-per-cell", type=float, default=1_300.0)
     parser.add_argument("--seed", type=int, default=0)
-    add_run_arguments(parser)
-    args = parser.parse_intermixed_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    if args.command == "write":
-        write(
-            args.folder,
-            n_cells=args.n_cells,
-            n_features=args.n_features,
-            n_kept=args.n_kept,
-            umis=args.umis_per_cell,
-            seed=args.seed,
-        )
-        return 0
-    if args.command == "run":
-        return run(
-            args.folder,
-            epochs=args.epochs,
-            cores=args.cores,
-            targets=args.targets,
-            de_mc_samples=args.de_mc_samples,
-            forcerun=args.forcerun,
-        )
-    print(benchmark_table(args.folder, "covid"))
-    return 0
+
+
+def _write(folder: Path, a: argparse.Namespace) -> None:
+    write(
+        folder,
+        n_cells=a.n_cells,
+        n_features=a.n_features,
+        n_kept=a.n_kept,
+        umis=a.umis_per_cell,
+        seed=a.seed,
+    )
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(
+        main(
+            __doc__,
+            "covid",
+            entry=entry,
+            default_targets=lambda: [f"results/covid/{p}" for p in CHAIN],
+            write=_write,
+            write_arguments=_write_arguments,
+        )
+    )

@@ -34,7 +34,6 @@ Markdown.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import logging
 import sys
@@ -49,7 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from _fullsize import add_run_arguments, benchmark_table, run_chain  # noqa: E402
+from _fullsize import scaled_main  # noqa: E402
 
 from mrvi_repro.testing.standins.genes import TIROSH_G2M_GENES, TIROSH_S_GENES  # noqa: E402
 from mrvi_repro.testing.standins.l1000 import (  # noqa: E402
@@ -363,50 +362,7 @@ def entry(folder: Path, epochs: int, de_mc_samples: int | None = None) -> dict:
     return out
 
 
-def run(
-    folder: Path,
-    *,
-    epochs: int,
-    cores: int,
-    targets: list[str],
-    de_mc_samples: int | None = None,
-    forcerun: list[str] | None = None,
-) -> int:
-    """Run the chain with Snakemake in ``folder``; return its exit status."""
-    chosen = entry(folder, epochs, de_mc_samples)
-    targets = targets or ["fig4"]
-    return run_chain(
-        folder, "sciplex_A549", chosen, cores=cores, targets=targets, forcerun=forcerun
-    )
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("command", choices=["write", "run", "table"])
-    parser.add_argument("folder", type=Path)
-    parser.add_argument("--umis-per-cell", type=float, default=1_500.0)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--scale", type=float, default=1.0)
-    add_run_arguments(parser)
-    args = parser.parse_intermixed_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    if args.command == "write":
-        write(args.folder, umis=args.umis_per_cell, seed=args.seed, scale=args.scale)
-        return 0
-    if args.command == "run":
-        return run(
-            args.folder,
-            epochs=args.epochs,
-            cores=args.cores,
-            targets=args.targets,
-            de_mc_samples=args.de_mc_samples,
-            forcerun=args.forcerun,
-        )
-    print(benchmark_table(args.folder, "sciplex_A549"))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(
+        scaled_main(__doc__, "sciplex_A549", entry=entry, target="fig4", write=write, umis=1_500.0)
+    )

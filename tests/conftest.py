@@ -67,15 +67,17 @@ def planted_stenosis():
 
     Labels Fib (more cells in B2), Lymph (fewer), Peri (the strongest B2 effect size; LUM and
     TGFBI up in B2 there only), Endo, and Imm (not analysed); CDH11 up 1 log2 in B2 in every
-    analysed type. Eight biosamples: B1 and B2, biopsy and surgical, NonI and Infl.
+    analysed type. Eight biosamples: B1 and B2, biopsy and surgical, NonI and Infl. Marker
+    genes ranked for the subclusters Endo and Peri (G1 and LUM, TGFBI higher in them).
     """
+    import anndata as ad
     import numpy as np
     import pandas as pd
     import xarray as xr
 
-    from mrvi_repro.analysis import cluster_abundance_test
+    from mrvi_repro.analysis import cluster_abundance_test, marker_genes
     from mrvi_repro.metrics import StenosisResults
-    from mrvi_repro.settings.figures import Fig5Spec, StenosisClaimsSpec
+    from mrvi_repro.settings.figures import Fig5Spec, StenosisClaimsSpec, SubclusterMarkersSpec
 
     rng = np.random.default_rng(0)
     sizes = {"Fib": 120, "Lymph": 80, "Peri": 60, "Endo": 100, "Imm": 140}
@@ -139,6 +141,13 @@ def planted_stenosis():
         attrs={"covariate": "behavior", "group_a": "B2", "group_b": "B1", "delta": 0.1},
     )
     test = cluster_abundance_test(log_ratio, sub_labels, delta=0.1)
+    subclusters = SubclusterMarkersSpec(match="e", n_markers=2)  # Endo and Peri
+    chosen = np.isin(sub_labels, subclusters.chosen(groups))
+    ranked = ad.AnnData(
+        expression.to_numpy()[chosen],
+        obs=pd.DataFrame({"label": sub_labels[chosen]}, index=subset[chosen]),
+        var=pd.DataFrame(index=genes),
+    )
     results = StenosisResults(
         obs=obs.rename(columns={"label": "cell_type"}),
         labels_key="cell_type",
@@ -150,6 +159,7 @@ def planted_stenosis():
         expression=expression,
         da=da,
         da_test=test,
+        markers=marker_genes(ranked, "label", subclusters.n_markers),
     )
     spec = Fig5Spec(
         collection="procedure",
@@ -161,6 +171,7 @@ def planted_stenosis():
         markers=("CDH11", "G1"),
         more_umap_genes=("G1",),
         focus="Peri",
+        subclusters=subclusters,
         claims=StenosisClaimsSpec(
             fewer_in_a=("Lymph",),
             more_in_a=("Fib",),

@@ -261,6 +261,12 @@ def test_the_ibd_entry_asks_for_the_papers_fig5(repo):
     assert contrasts == [("Type", "Infl", "NonI"), ("behavior", "B2", "B1")]
     assert spec.analysis.integration.batch_key == "Site"  # Extended Data Fig. 5
     assert spec.comparisons.da_named("b2_vs_b1_stromal").delta == 1.0  # Extended Data Fig. 7c
+    # Extended Data Fig. 7b: the endothelial subclusters without the lymphatic ones, top 3
+    sub = fig.subclusters
+    assert (sub.match, sub.exclude, sub.n_markers) == ("endothelial", ("lymphatic",), 3)
+    assert sub.chosen(
+        ["Endothelial cells CD36", "Lymphatic endothelial cells", "Pericytes RGS5", "endothelial x"]
+    ) == ["Endothelial cells CD36", "endothelial x"]
 
 
 @pytest.mark.parametrize(
@@ -274,6 +280,14 @@ def test_the_ibd_entry_asks_for_the_papers_fig5(repo):
         ({"collection": "procedure"}, {"analysis": {}}, "needs analysis.de.contrasts"),
         ({"collection": "procedure"}, {"labels_key": None}, "need a labels_key"),
         ({"collection": "procedure", "claims": {"weakest": "x"}}, {}, r"unknown key\(s\)"),
+        ({"collection": "procedure", "subclusters": {"exclude": ["x"]}}, {}, "match"),
+        ({"collection": "procedure", "subclusters": {"match": "E", "top": 3}}, {}, "unknown key"),
+        (
+            {"collection": "procedure", "subclusters": {"match": "E", "n_markers": 0}},
+            {},
+            "n_markers",
+        ),
+        ({"collection": "procedure", "subclusters": "endothelial"}, {}, "subclusters must be"),
     ],
 )
 def test_bad_fig5_settings_are_refused_with_the_reason(fig5, changes, match):

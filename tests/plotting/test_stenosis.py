@@ -67,3 +67,30 @@ def test_missing_genes_and_labels_say_why(planted_stenosis):
     for name in ("fig5d_expression", "ed6d_markers", "ed7a_focus_expression"):
         texts = [str(layer.geom.aes_params.get("label", "")) for layer in panels[name].plot.layers]
         assert any("XIST" in t or "Glia" in t or "model gene" in t for t in texts), (name, texts)
+
+
+def test_subcluster_dotplot_groups_each_labels_planted_markers(planted_stenosis):
+    results, spec = planted_stenosis
+    data = stenosis_figure(results, _embedding(results), spec)["ed7b_subcluster_markers"].plot.data
+    genes = list(data["gene"].cat.categories)
+    # columns grouped by the label they mark, in the labels' order: Endo's, then Peri's
+    marks = data.drop_duplicates("gene").set_index("gene").loc[genes, "marker_of"].tolist()
+    assert marks == sorted(marks, key=["Endo", "Peri"].index)
+    peri = data.loc[data["marker_of"] == "Peri", "gene"].astype(str).unique()
+    assert set(peri) == {"LUM", "TGFBI"} and "G1" in set(
+        data.loc[data["marker_of"] == "Endo", "gene"].astype(str)
+    )
+    # every label x marker gene drawn, sizes in percent
+    assert len(data) == 2 * len(genes) and data["percent"].between(0, 100).all()
+
+
+def test_subcluster_dotplot_says_why_without_subclusters(planted_stenosis):
+    results, spec = planted_stenosis
+    panel = stenosis_figure(
+        results, _embedding(results), dataclasses.replace(spec, subclusters=None)
+    )
+    texts = [
+        str(layer.geom.aes_params.get("label", ""))
+        for layer in panel["ed7b_subcluster_markers"].plot.layers
+    ]
+    assert any("subclusters" in t for t in texts)

@@ -236,6 +236,7 @@ FIG5_REPORT_LABELS = {
     "ed6d_markers": ("ED 6d", "marker expression"),
     "ed6e_more_lfcs": ("ED 6e", "more per-cell LFCs"),
     "ed7a_focus_expression": ("ED 7a", "expression in the focus cell type"),
+    "ed7b_subcluster_markers": ("ED 7b", "marker genes of the subclusters"),
     "ed7c_da_violins": ("ED 7c", "DA per cell type with the cluster test"),
 }
 if set(FIG5_REPORT_LABELS) != set(FIG5_PANELS):

@@ -9,5 +9,5 @@ from mrvi_repro.pipeline.figures import load_stenosis_results, write_fig5
 setup_logging(snakemake.log[0])
 spec = DatasetSpec.from_dict(snakemake.wildcards.dataset, snakemake.params.entry)
 inputs = {k: v for k, v in snakemake.input.items() if k != "umap"}
-results = load_stenosis_results(spec, **inputs)
+results = load_stenosis_results(spec, **inputs, markers=True)
 write_fig5(spec, results, pd.read_csv(snakemake.input.umap, sep="\t"), snakemake.output)

@@ -29,6 +29,7 @@ from ._comparisons import (
 from ._de import Contrast, contrast_matrices, design_matrix, differential_expression
 from ._distances import iter_local_distances, local_sample_distances
 from ._gsea import gsea_prerank, overrepresentation, read_gmt
+from ._markers import marker_genes
 from ._screen import cluster_de, cluster_enrichment, de_gene_lists, screen_clusters
 from ._stratify import sample_groups, stratify_cells
 
@@ -58,6 +59,7 @@ __all__ = [
     "gsea_prerank",
     "iter_local_distances",
     "local_sample_distances",
+    "marker_genes",
     "module_activity",
     "posterior_log_densities",
     "read_gmt",

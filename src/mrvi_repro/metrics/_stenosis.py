@@ -60,6 +60,9 @@ class StenosisResults:
         Analysed cells x the figure's genes: library-size-normalised, log1p expression.
     da, da_test
         The DA comparison (``log_ratio`` per cell) and its cluster-level test per label.
+    markers
+        The dot-plot table of the subclusters' marker genes (Extended Data Fig. 7b;
+        :func:`~mrvi_repro.analysis.marker_genes`), ``None`` when not ranked.
     """
 
     obs: pd.DataFrame
@@ -72,6 +75,7 @@ class StenosisResults:
     expression: pd.DataFrame
     da: xr.Dataset
     da_test: pd.DataFrame
+    markers: pd.DataFrame | None = None
 
     @property
     def subset(self) -> pd.Index:

@@ -11,7 +11,7 @@ writes the panels and the module gene table, :func:`write_cohort_claims` the cla
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,9 +22,10 @@ from .comparisons import stratification_cluster
 
 if TYPE_CHECKING:
     import anndata as ad
+    from scipy import sparse
 
     from mrvi_repro.metrics import CohortResults, StenosisResults
-    from mrvi_repro.settings.figures import Fig3Spec, Fig5Spec
+    from mrvi_repro.settings.figures import Fig3Spec, Fig5Spec, SubclusterMarkersSpec
 
     from .entry import DatasetSpec
 
@@ -134,6 +135,24 @@ def _coarse_labels(adata: ad.AnnData, fig: Fig5Spec, labels_key: str) -> pd.Seri
     return pd.Series(coarse, index=adata.obs_names.astype(str))
 
 
+def _scaled_blocks(
+    adata: ad.AnnData, cells: np.ndarray, target: float, block: int = 20_000
+) -> Iterator[tuple[int, sparse.csr_matrix, np.ndarray]]:
+    """Yield (first row, counts of a block of ``cells`` as CSR, factor to ``target`` per cell).
+
+    The library size is the cell's total over the data's genes (factor 0 for an empty cell).
+    """
+    from scipy import sparse
+
+    for start in range(0, len(cells), block):
+        rows = cells[start : start + block]
+        x = adata.X[rows] if not adata.isbacked else adata[rows].X
+        x = sparse.csr_matrix(x) if not sparse.issparse(x) else x.tocsr()
+        total = np.asarray(x.sum(1), dtype=np.float64).ravel()
+        scale = np.divide(target, total, out=np.zeros_like(total), where=total > 0)
+        yield start, x, scale
+
+
 def normalised_expression(
     adata: ad.AnnData, cells: np.ndarray, genes: Sequence[str], *, target: float = 1e4
 ) -> pd.DataFrame:
@@ -144,23 +163,77 @@ def normalised_expression(
 
     Reads the rows a block at a time (a backed file's rows are not all loaded at once).
     """
-    from scipy import sparse
-
     present = [g for g in genes if g in adata.var_names]
     columns = adata.var_names.get_indexer(present)
     out = np.empty((len(cells), len(present)), dtype=np.float32)
-    block = 20_000
-    for start in range(0, len(cells), block):
-        rows = cells[start : start + block]
-        x = adata.X[rows] if not adata.isbacked else adata[rows].X
-        x = sparse.csr_matrix(x) if not sparse.issparse(x) else x.tocsr()
-        total = np.asarray(x.sum(1)).ravel()
+    for start, x, scale in _scaled_blocks(adata, cells, target):
         picked = np.asarray(x[:, columns].todense(), dtype=np.float64)
-        scale = np.divide(
-            target, total, out=np.zeros_like(total, dtype=np.float64), where=total > 0
-        )
-        out[start : start + len(rows)] = np.log1p(picked * scale[:, None])
+        out[start : start + x.shape[0]] = np.log1p(picked * scale[:, None])
     return pd.DataFrame(out, index=adata.obs_names[cells].astype(str), columns=present)
+
+
+def normalised_matrix(
+    adata: ad.AnnData, cells: np.ndarray, *, target: float = 1e4
+) -> sparse.csr_matrix:
+    """Return log1p of the counts of every gene scaled to ``target`` per cell (CSR float32).
+
+    Rows ``cells`` (integer positions, ascending), normalised as :func:`normalised_expression`.
+    """
+    from scipy import sparse
+
+    parts = []
+    for _, x, scale in _scaled_blocks(adata, cells, target):
+        scaled = sparse.csr_matrix(sparse.diags(scale) @ x, dtype=np.float32)
+        scaled.data = np.log1p(scaled.data)
+        parts.append(scaled)
+    if not parts:
+        return sparse.csr_matrix((0, adata.n_vars), dtype=np.float32)
+    return sparse.csr_matrix(sparse.vstack(parts))
+
+
+def subcluster_markers(
+    adata: ad.AnnData,
+    labels: pd.Series,
+    spec: SubclusterMarkersSpec,
+    *,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Top marker genes of the labels ``spec`` chooses among ``labels`` (Extended Data Fig. 7b).
+
+    ``labels``: the analysed cells' labels (index: cell names of ``adata``). At most
+    ``spec.max_cells`` cells per chosen label (a seeded subsample) are read, normalised as
+    :func:`normalised_expression` does, and ranked (:func:`~mrvi_repro.analysis.marker_genes`).
+    Returns its dot-plot table, empty (its ``attrs["chosen"]`` the matching labels) when fewer
+    than two labels match.
+    """
+    import anndata as ad
+
+    from mrvi_repro.analysis import marker_genes
+
+    labels = labels.astype(str)
+    chosen = spec.chosen(sorted(labels.unique()))
+    if len(chosen) < 2:
+        empty = pd.DataFrame(
+            columns=["group", "gene", "marker_of", "rank", "score", "fraction", "mean"]
+        )
+        empty.attrs["chosen"] = chosen
+        return empty
+    rng = np.random.default_rng(seed)
+    picked = []
+    for label in chosen:
+        names = labels.index[labels.to_numpy() == label]
+        if len(names) > spec.max_cells:
+            names = names[np.sort(rng.choice(len(names), spec.max_cells, replace=False))]
+        picked.append(names)
+    rows = np.sort(adata.obs_names.astype(str).get_indexer(np.concatenate(picked)))
+    names = adata.obs_names[rows].astype(str)
+    matrix = normalised_matrix(adata, rows)
+    obs = pd.DataFrame({"label": labels.reindex(names).to_numpy()}, index=names)
+    expressed = ad.AnnData(matrix, obs=obs, var=pd.DataFrame(index=adata.var_names.astype(str)))
+    dot = marker_genes(expressed, "label", spec.n_markers)
+    dot.attrs["chosen"] = chosen
+    dot.attrs["cells"] = obs["label"].value_counts().reindex(chosen).to_dict()
+    return dot
 
 
 def load_stenosis_results(
@@ -172,6 +245,7 @@ def load_stenosis_results(
     lfc: str | Path,
     da: str | Path,
     da_test: str | Path,
+    markers: bool = False,
 ) -> StenosisResults:
     """Read an entry's outputs for the disease-behaviour figure (``figures.fig5``) and its claims.
 
@@ -179,7 +253,8 @@ def load_stenosis_results(
     ``de``, ``lfc``: the DE comparison's ``de.nc`` and per-cell LFC store; ``da``,
     ``da_test``: the DA comparison's ``da.nc`` and ``cluster_test.tsv``. Only the figure's genes
     (and the strongest mean LFCs, the default genes of panels e-f) are read from the LFC store
-    and the counts.
+    and the counts. ``markers``: also rank the marker genes of ``figures.fig5.subclusters``
+    (:func:`subcluster_markers`; the panels need them, the claims do not).
     """
     import anndata as ad
     import xarray as xr
@@ -215,6 +290,10 @@ def load_stenosis_results(
     rows = np.sort(adata.obs_names.astype(str).get_indexer(cells))
     expression = normalised_expression(adata, rows, model_genes).reindex(cells)
     logger.info("fig5: %d cells, %d analysed; genes read: %s", adata.n_obs, len(cells), model_genes)
+    ranked = None
+    if markers and fig.subclusters is not None:
+        analysed = obs[labels_key].reindex(cells)
+        ranked = subcluster_markers(adata, analysed, fig.subclusters, seed=spec.mrvi.seed)
     return StenosisResults(
         obs=obs,
         labels_key=labels_key,
@@ -226,6 +305,7 @@ def load_stenosis_results(
         expression=expression,
         da=xr.load_dataset(da),
         da_test=pd.read_csv(da_test, sep="\t"),
+        markers=ranked,
     )
 
 

@@ -20,11 +20,15 @@ from plotnine import (
     element_text,
     facet_wrap,
     geom_hline,
+    geom_point,
     geom_violin,
     ggplot,
     labs,
     position_dodge,
+    scale_color_cmap,
     scale_fill_manual,
+    scale_size_area,
+    scale_y_discrete,
     theme,
 )
 
@@ -242,6 +246,7 @@ def stenosis_figure(
         results, sub, list(spec.more_umap_genes), de_a, de_b, size_sub, "Extended Data Fig. 6e"
     )
     panels["ed7a_focus_expression"] = _focus_panel(results, spec, genes["lfc"], covariate)
+    panels["ed7b_subcluster_markers"] = _subcluster_dotplot(results, spec)
     panels["ed7c_da_violins"] = _da_violins(results, log_ratio, covariate, a, b)
     return {name: panels[name] for name in FIG5_PANELS}
 
@@ -410,6 +415,61 @@ def _focus_panel(
     )
     ncol = min(3, len(genes))
     return Panel(plot, 1.2 + 3.4 * ncol, 1.2 + 2.6 * ((len(genes) + ncol - 1) // ncol))
+
+
+def _subcluster_dotplot(results: StenosisResults, spec: Fig5Spec) -> Panel:
+    """Draw Extended Data Fig. 7b: the subclusters' top marker genes as a dot plot.
+
+    Dot size: share of the label's cells expressing the gene; colour: mean log1p normalised
+    expression.
+    """
+    title = "Top marker genes of the subclusters"
+    dot, sub = results.markers, spec.subclusters
+    if sub is None or dot is None:
+        why = "No subclusters are set (figures.fig5.subclusters)."
+        return Panel(_message_panel(title, why), 6.0, 1.5)
+    if dot.empty:
+        chosen = dot.attrs.get("chosen", [])
+        why = (
+            f"Fewer than two analysed labels contain {sub.match!r}"
+            + (f" and none of {list(sub.exclude)}" if sub.exclude else "")
+            + f" (matched: {chosen or 'none'})."
+        )
+        return Panel(_message_panel(title, why), 6.0, 1.5)
+    groups = list(dict.fromkeys(dot["group"]))
+    tops = dot.drop_duplicates("gene").sort_values(
+        ["marker_of", "rank"], key=lambda c: c.map(groups.index) if c.name == "marker_of" else c
+    )
+    data = dot.assign(
+        gene=pd.Categorical(dot["gene"], categories=list(tops["gene"])),
+        group=pd.Categorical(dot["group"], categories=groups[::-1]),
+        percent=100 * dot["fraction"],
+    )
+    cells = dot.attrs.get("cells", {})
+    ticks = [textwrap.fill(f"{g} ({cells[g]:,} cells)" if g in cells else g, 34) for g in groups]
+    left_out = f"; left out: labels with {', '.join(sub.exclude)}" if sub.exclude else ""
+    plot = (
+        ggplot(data, aes("gene", "group"))
+        + geom_point(aes(size="percent", color="mean"))
+        + scale_size_area(max_size=7, limits=(0, 100), breaks=[25, 50, 75, 100])
+        + scale_color_cmap(cmap_name="viridis")
+        + scale_y_discrete(labels=ticks[::-1])
+        + labs(
+            title=f"Top {sub.n_markers} marker genes per subcluster",
+            subtitle=textwrap.fill(
+                f"Wilcoxon test of each label against the others, at most {sub.max_cells:,} "
+                f"cells per label{left_out}",
+                60,
+            ),
+            x="Marker gene (grouped by the label it marks)",
+            y="",
+            size="% cells\nexpressing",
+            color="Mean log1p\n(normalised)",
+        )
+        + theme_mrvi()
+        + theme(axis_text_x=element_text(rotation=60, ha="right"))
+    )
+    return Panel(plot, max(6.5, 3.6 + 0.4 * len(tops)), max(3.8, 2.4 + 0.45 * len(groups)))
 
 
 def _da_violins(

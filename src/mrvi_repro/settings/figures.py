@@ -478,6 +478,45 @@ class StenosisClaimsSpec:
 
 
 @dataclass(frozen=True)
+class SubclusterMarkersSpec:
+    """Which analysed labels Extended Data Fig. 7b ranks marker genes of, and how many.
+
+    ``match``: labels of the analysed cells whose name contains it (case-insensitive; the
+    endothelial subclusters: ``endothelial``); ``exclude``: minus those containing any of these
+    (``lymphatic``: the paper left lymphatic endothelial cells out); ``n_markers``: top genes per
+    label (the paper's 3); ``max_cells``: cells per label ranked at most (a seeded subsample
+    above, which keeps the Wilcoxon test's time and memory bounded at the atlas's size).
+    """
+
+    match: str
+    exclude: tuple[str, ...] = ()
+    n_markers: int = 3
+    max_cells: int = 2_000
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "match", str(self.match))
+        object.__setattr__(self, "exclude", _names(self.exclude))
+        if not self.match.strip():
+            msg = "subclusters.match must name a part of the labels (e.g. endothelial)"
+            raise ValueError(msg)
+        if self.n_markers < 1 or self.max_cells < 10:
+            msg = (
+                f"subclusters: n_markers must be at least 1 and max_cells at least 10 "
+                f"(got {self.n_markers}, {self.max_cells})"
+            )
+            raise ValueError(msg)
+
+    def chosen(self, labels: Sequence[str]) -> list[str]:
+        """Return the labels of ``labels`` that match and are not excluded, in order, once each."""
+        out = []
+        for label in dict.fromkeys(str(x) for x in labels):
+            name = label.lower()
+            if self.match.lower() in name and not any(e.lower() in name for e in self.exclude):
+                out.append(label)
+        return out
+
+
+@dataclass(frozen=True)
 class Fig5Spec:
     """Settings of the disease-behaviour figure (the paper's Fig. 5, Extended Data Figs. 5-7).
 
@@ -512,6 +551,9 @@ class Fig5Spec:
     focus
         The label of Extended Data Fig. 7a (HIGD1B+STEAP4+ pericytes; default
         ``claims.strongest``); ``focus_genes``: its genes (default ``lfc_genes``).
+    subclusters
+        The labels whose top marker genes Extended Data Fig. 7b shows as a dot plot
+        (:class:`SubclusterMarkersSpec`); ``None``: that panel says it is not set.
     claims
         The paper's statements to check (:class:`StenosisClaimsSpec`).
     max_points
@@ -531,6 +573,7 @@ class Fig5Spec:
     markers: tuple[str, ...] = ()
     focus: str | None = None
     focus_genes: tuple[str, ...] = ()
+    subclusters: SubclusterMarkersSpec | None = None
     claims: StenosisClaimsSpec = field(default_factory=StenosisClaimsSpec)
     max_points: int = 100_000
 
@@ -615,6 +658,13 @@ class Fig5Spec:
         claims = _known_keys(entry.get("claims"), StenosisClaimsSpec, f"{where}: claims")
         try:
             entry["claims"] = StenosisClaimsSpec(**claims)
+            if entry.get("subclusters") is not None:
+                sub = entry["subclusters"]
+                if not isinstance(sub, Mapping):
+                    msg = "subclusters must be {match: ..., exclude: [...], n_markers: ...}"
+                    raise ValueError(msg)
+                sub = _known_keys(sub, SubclusterMarkersSpec, f"{where}: subclusters")
+                entry["subclusters"] = SubclusterMarkersSpec(**sub)
             for key in ("collection", "de", "da", "inflammation", "expression_gene", "focus"):
                 if entry.get(key) is not None:
                     entry[key] = str(entry[key])

@@ -91,5 +91,6 @@ FIG5_PANELS = (
     "ed6d_markers",
     "ed6e_more_lfcs",
     "ed7a_focus_expression",
+    "ed7b_subcluster_markers",
     "ed7c_da_violins",
 )
