@@ -274,3 +274,21 @@ def test_da_of_some_cells_equals_the_full_da_of_those_cells(tiny_semi, tiny_semi
         differential_abundance(
             tiny_semi_mrvi, tiny_semi, covariate="covariate_2_strong", cells=np.flatnonzero(cells)
         )
+
+
+def test_long_density_runs_log_their_progress(monkeypatch, caplog):
+    """Every block after PROGRESS_EVERY_S logs how far it is; the values do not change."""
+    import logging
+
+    from mrvi_repro.analysis import _abundance
+
+    rng = np.random.default_rng(0)
+    mean, scale = rng.normal(size=(60, 3)), np.full((60, 3), 0.5)
+    own = np.repeat(np.arange(3), 20)
+    quiet = sample_log_densities(mean, mean, scale, own, 3, block=16)
+    monkeypatch.setattr(_abundance, "PROGRESS_EVERY_S", -1.0)
+    with caplog.at_level(logging.INFO, logger=_abundance.__name__):
+        logged = sample_log_densities(mean, mean, scale, own, 3, block=16)
+    lines = [r.getMessage() for r in caplog.records if "sample densities" in r.getMessage()]
+    assert len(lines) == 4 and lines[-1].startswith("sample densities (logsumexp): 48 / 60")
+    np.testing.assert_array_equal(quiet, logged)

@@ -203,3 +203,22 @@ def test_bad_contrasts(cells, tiny_semi_mrvi):
         differential_expression(
             tiny_semi_mrvi, cells, covariates=["covariate_1"], lfc_store="x.zarr"
         )
+
+
+def test_admissibility_threshold_from_a_subsample_of_the_reference_cells(cells, tiny_semi_mrvi):
+    """The threshold's quantile over a seeded subsample of the reference cells estimates the one
+    over all of them; with at least as many allowed as there are, it is the same number."""
+    model = tiny_semi_mrvi
+    full = admissibility_reference(model, cells, quantile=0.3, max_cells_per_sample=None)
+    same = admissibility_reference(
+        model, cells, quantile=0.3, max_cells_per_sample=None, threshold_cells=cells.n_obs
+    )
+    assert same.threshold == full.threshold
+    scores = full.log_ratio(full.mean)
+    iqr = np.subtract(*np.percentile(scores[np.isfinite(scores)], [75, 25]))
+    for seed in (0, 1):
+        part = admissibility_reference(
+            model, cells, quantile=0.3, max_cells_per_sample=None, threshold_cells=300, seed=seed
+        )
+        assert part.threshold != full.threshold
+        assert abs(part.threshold - full.threshold) < 0.1 * iqr

@@ -38,6 +38,7 @@ import pytest
 import xarray as xr
 from sklearn.metrics import adjusted_rand_score
 
+from mrvi_repro.metrics import mean_lfc
 from mrvi_repro.testing.standins import read_standin_truth, write_standins
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
@@ -65,13 +66,6 @@ def run(repo, tmp_path_factory, snakemake, one_thread):
     truth = work / "truth"
     write_standins(truth, ("covid", "sciplex", "ibd"), seed=0)
     return work / "results", truth
-
-
-def _mean_lfc(de: xr.Dataset) -> pd.Series:
-    """A DE comparison's LFC per gene, averaged over its cells (its groups weighted by size)."""
-    weights = de["n_cells"].values.astype(float)
-    lfc = de["lfc"].isel(covariate=0).values
-    return pd.Series((lfc * weights[:, None]).sum(0) / weights.sum(), index=de["gene"].values)
 
 
 def test_every_entry_runs_end_to_end_and_says_it_is_a_stand_in(run):
@@ -128,7 +122,7 @@ def test_covid_de_between_the_covid_groups_recovers_both_programs(run):
     de = xr.open_dataset(folder / "de" / "covid_groups_myeloid" / "de.nc")
     contrast = str(de["covariate"].values[0])  # "myeloid_group: <a> vs <b>"
     sign = -1.0 if contrast.split(": ")[1].split(" vs ")[0] == early else 1.0  # + when a = late
-    lfc = _mean_lfc(de) * sign  # late vs early
+    lfc = mean_lfc(de) * sign  # late vs early
     interferon = covid["programs"]["interferon"]["genes"]
     late = covid["programs"]["late"]["genes"]
     ranked = lfc.sort_values()
@@ -172,7 +166,7 @@ def test_ibd_b2_vs_b1_in_stromal_cells(run):
     ibd = read_standin_truth(truth, "ibd")
     de = xr.open_dataset(folder / "de" / "b2_vs_b1_stromal" / "de.nc")
     assert str(de["covariate"].values[0]) == "behavior: B2 vs B1"
-    lfc = _mean_lfc(de).sort_values(ascending=False)
+    lfc = mean_lfc(de).sort_values(ascending=False)
     planted = ibd["programs"]["b2_stromal"]["genes"]
     assert "CDH11" in lfc.index[:5]
     assert len(set(lfc.index[: len(planted)]) & set(planted)) >= 0.8 * len(planted)
