@@ -82,3 +82,40 @@ def simulated_runtime(wildcards, attempt):
     source = DATASETS[wildcards.dataset]["source"]
     counts = source.get("n_cells", 10_000) * source.get("n_genes", 2_000)
     return math.ceil(max(30, counts / 1e8) * attempt)
+
+
+# Throughput of MrVI's DE on 2 cores (bench/RESULTS.md), in cells x samples x draws per minute,
+# half the measured: with per-gene LFCs of 10,000 genes 33,500/s (COVID-19 myeloid comparison,
+# 55 samples) and 54,800/s (IBD stromal comparison, 225 samples); effect sizes only 171,000/s
+# (IBD, all 720,633 cells). Admissibility scores (threshold cells + analysed cells) x reference
+# cells pairs: 2.2e8/s measured (IBD), counted here at half.
+DE_WORK_PER_MINUTE = {True: 1.0e6, False: 5.1e6}
+ADMISSIBILITY_PAIRS_PER_MINUTE = 6.6e9
+
+
+def de_runtime(floor, *, comparison=False):
+    """Run time (minutes) of a DE rule: its cells x samples x draws over the throughput above,
+    plus the admissibility scores of a comparison that asks for them, at least `floor`; times
+    the attempt. The work is read from the preprocessed file's obs (`de_workload`); before the
+    file exists (a dry run) the floor."""
+
+    def size(wildcards, input, attempt):
+        from mrvi_repro.pipeline.workload import de_workload
+
+        spec = SPECS[wildcards.dataset]
+        name = wildcards.comparison if comparison else None
+        try:
+            work = de_workload(input.h5ad, spec, name)
+        except OSError:
+            return math.ceil(floor * attempt)
+        lfc = True if comparison else spec.analysis.de.lfc
+        units = work["cells"] * work["samples"] * work["draws"]
+        minutes = units / DE_WORK_PER_MINUTE[lfc]
+        if comparison and spec.comparisons.de_named(name).admissibility:
+            n_obs = _n_obs(input.h5ad) or work["cells"]
+            refs = min(n_obs, 5000 * work["samples"])
+            pairs = (min(refs, 50_000) + work["cells"]) * refs
+            minutes += pairs / ADMISSIBILITY_PAIRS_PER_MINUTE
+        return math.ceil(max(floor, minutes) * attempt)
+
+    return size

@@ -37,6 +37,7 @@ from mrvi_repro.metrics import cell_clusters, mean_lfc
 
 from ._comparison_spec import CLUSTER_OF, DAComparisonSpec, DEComparisonSpec, SampleGroupsSpec
 from .analysis import da_reference_cap
+from .workload import cells_matching
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -66,27 +67,6 @@ GROUP_TEST_COLUMNS = (
 )
 
 
-def _cells_matching(adata: ad.AnnData, cells: dict[str, tuple[str, ...]]) -> np.ndarray:
-    """Boolean mask of the cells whose ``obs`` values are among the listed ones, every column."""
-    mask = np.ones(adata.n_obs, dtype=bool)
-    for column, values in cells.items():
-        if column == CLUSTER_OF:
-            continue
-        if column not in adata.obs.columns:
-            msg = f"cells: unknown obs column {column!r}; columns: {list(adata.obs.columns)}"
-            raise KeyError(msg)
-        observed = adata.obs[column].astype(str)
-        missing = sorted(set(values) - set(observed.unique()))
-        if missing:
-            msg = (
-                f"cells: {column!r} has no value(s) {missing}; values: "
-                f"{sorted(observed.unique())[:20]}"
-            )
-            raise ValueError(msg)
-        mask &= observed.isin(values).to_numpy()
-    return mask
-
-
 def _cell_clusters(stratification: xr.Dataset, adata: ad.AnnData) -> pd.Series:
     """Return the stratification's cluster of each cell of ``adata``, in its order."""
     by_cell = cell_clusters(stratification).reindex(np.asarray(adata.obs_names, dtype=str))
@@ -100,7 +80,7 @@ def stratification_cluster(
     stratification: xr.Dataset, adata: ad.AnnData, cells: dict[str, tuple[str, ...]]
 ) -> str:
     """Return the stratification cluster holding most of the named cells (logged, with its share)."""
-    selected = _cells_matching(adata, cells)
+    selected = cells_matching(adata, cells)
     if not selected.any():
         msg = f"no cell matches {cells}"
         raise ValueError(msg)
@@ -245,7 +225,7 @@ def _selected_cells(
     stratification: xr.Dataset | None,
 ) -> np.ndarray:
     """Boolean mask of the cells a comparison analyses (``cells``, ``cluster_of``), logged."""
-    mask = _cells_matching(adata, comparison.cells)
+    mask = cells_matching(adata, comparison.cells)
     if CLUSTER_OF in comparison.cells:
         if stratification is None:
             msg = f"{comparison.name}: cells.{CLUSTER_OF} needs the stratification"
