@@ -83,7 +83,7 @@ rule differential_expression:
     threads: 2
     resources:
         mem_mb=grow(8000, 15),
-        runtime=de_runtime(240),
+        runtime=de_runtime(240, 0.3),
     params:
         entry=analysis_entry("de"),
     script:

@@ -45,7 +45,7 @@ rule de_comparison:
     threads: 2
     resources:
         mem_mb=grow(8000, 15),
-        runtime=de_runtime(240, comparison=True),
+        runtime=de_runtime(240, 0.3, comparison=True),
     params:
         entry=comparisons_entry,
     script:

@@ -93,29 +93,30 @@ DE_WORK_PER_MINUTE = {True: 1.0e6, False: 5.1e6}
 ADMISSIBILITY_PAIRS_PER_MINUTE = 6.6e9
 
 
-def de_runtime(floor, *, comparison=False):
-    """Run time (minutes) of a DE rule: its cells x samples x draws over the throughput above,
-    plus the admissibility scores of a comparison that asks for them, at least `floor`; times
-    the attempt. The work is read from the preprocessed file's obs (`de_workload`); before the
-    file exists (a dry run) the floor."""
+def de_runtime(floor, per_mb, *, comparison=False):
+    """Run time (minutes) of a DE rule, times the attempt: the larger of `grow(floor, per_mb)`
+    and its work, cells x samples x draws over the throughput above plus the admissibility
+    scores of a comparison that asks for them. The work is read from the preprocessed file's obs
+    (`de_workload`) once it exists; before (a dry run) the size-based figure alone."""
 
     def size(wildcards, input, attempt):
+        by_size = max(floor, per_mb * input.size_mb)
+        h5ad = getattr(input, "h5ad", None)
+        if h5ad is None or not os.path.exists(h5ad):
+            return math.ceil(by_size * attempt)
         from mrvi_repro.pipeline.workload import de_workload
 
         spec = SPECS[wildcards.dataset]
         name = wildcards.comparison if comparison else None
-        try:
-            work = de_workload(input.h5ad, spec, name)
-        except OSError:
-            return math.ceil(floor * attempt)
+        work = de_workload(h5ad, spec, name)
         lfc = True if comparison else spec.analysis.de.lfc
         units = work["cells"] * work["samples"] * work["draws"]
         minutes = units / DE_WORK_PER_MINUTE[lfc]
         if comparison and spec.comparisons.de_named(name).admissibility:
-            n_obs = _n_obs(input.h5ad) or work["cells"]
+            n_obs = _n_obs(h5ad) or work["cells"]
             refs = min(n_obs, 5000 * work["samples"])
             pairs = (min(refs, 50_000) + work["cells"]) * refs
             minutes += pairs / ADMISSIBILITY_PAIRS_PER_MINUTE
-        return math.ceil(max(floor, minutes) * attempt)
+        return math.ceil(max(by_size, minutes) * attempt)
 
     return size
