@@ -125,13 +125,13 @@ def write_cohort_claims(
 
 def _coarse_labels(adata: ad.AnnData, fig: Fig5Spec, labels_key: str) -> pd.Series:
     """Return each cell's coarse label: the first ``coarse`` selection it matches, else "other"."""
-    from .comparisons import _cells_matching
+    from .workload import cells_matching
 
     if not fig.coarse:
         return adata.obs[labels_key].astype(str)
     coarse = np.full(adata.n_obs, "other", dtype=object)
     for name, selection in reversed(list(fig.coarse.items())):
-        coarse[_cells_matching(adata, selection)] = name
+        coarse[cells_matching(adata, selection)] = name
     return pd.Series(coarse, index=adata.obs_names.astype(str))
 
 
