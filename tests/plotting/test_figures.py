@@ -9,10 +9,12 @@ import xarray as xr
 
 from mrvi_repro.plotting import (
     FIG2_PANELS,
+    Panel,
     metric_figures,
     runtime_figure,
     runtime_table,
     save_figure,
+    save_panels,
     semisynthetic_cell_table,
     semisynthetic_figure,
     umap_table,
@@ -169,3 +171,16 @@ def test_metric_and_runtime_figures(tmp_path):
     assert list(table["rule"]) == ["fit_mrvi", "milo"]
     assert table["max_rss_mib"].isna().tolist() == [False, True]  # "-": not measured
     assert save_figure(panel.plot, tmp_path / "runtime.png").stat().st_size > 5000
+
+
+def test_save_panels_writes_each_panel_at_its_size(tmp_path):
+    import struct
+
+    from plotnine import aes, geom_point, ggplot
+
+    plot = ggplot(pd.DataFrame({"x": [0, 1], "y": [1, 0]}), aes("x", "y")) + geom_point()
+    panels = {"wide": Panel(plot, 6.0, 2.0), "tall": Panel(plot, 2.0, 4.0)}
+    paths = {name: tmp_path / f"{name}.png" for name in panels}
+    save_panels(panels, paths)
+    sizes = {n: struct.unpack(">II", p.read_bytes()[16:24]) for n, p in paths.items()}
+    assert sizes == {"wide": (900, 300), "tall": (300, 600)}  # inches x 150 dpi

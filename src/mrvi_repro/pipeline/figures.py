@@ -98,13 +98,10 @@ def write_fig3(
 
     Panels are PNGs; the module gene table is a TSV.
     """
-    from mrvi_repro.plotting import cohort_figure, module_gene_table, save_figure
+    from mrvi_repro.plotting import cohort_figure, module_gene_table, save_panels
 
     fig: Fig3Spec = spec.figures.require("fig3", spec.name)
-    panels = cohort_figure(results, embedding, fig, seed=spec.mrvi.seed)
-    for name, panel in panels.items():
-        save_figure(panel.plot, outputs[name], width=panel.width, height=panel.height)
-        logger.info("wrote %s", outputs[name])
+    save_panels(cohort_figure(results, embedding, fig, seed=spec.mrvi.seed), outputs)
     module_gene_table(results).to_csv(outputs["module_genes"], sep="\t", index=False)
 
 
@@ -316,12 +313,10 @@ def write_fig5(
     outputs: Mapping[str, str | Path],
 ) -> None:
     """Draw the disease-behaviour figure: each panel to ``outputs[<panel>]`` (PNG)."""
-    from mrvi_repro.plotting import save_figure, stenosis_figure
+    from mrvi_repro.plotting import save_panels, stenosis_figure
 
     fig: Fig5Spec = spec.figures.require("fig5", spec.name)
-    for name, panel in stenosis_figure(results, embedding, fig, seed=spec.mrvi.seed).items():
-        save_figure(panel.plot, outputs[name], width=panel.width, height=panel.height)
-        logger.info("wrote %s", outputs[name])
+    save_panels(stenosis_figure(results, embedding, fig, seed=spec.mrvi.seed), outputs)
 
 
 def write_stenosis_claims(

@@ -240,14 +240,10 @@ def write_fig4(
     outputs: Mapping[str, str | Path],
 ) -> None:
     """Draw the screen figure, each panel to ``outputs[<panel>]`` (PNG)."""
-    from mrvi_repro.plotting import save_figure, screen_figure
+    from mrvi_repro.plotting import save_panels, screen_figure
 
-    panels = screen_figure(
-        results, embedding, spec.figures.require("fig4", spec.name), seed=spec.mrvi.seed
-    )
-    for name, panel in panels.items():
-        save_figure(panel.plot, outputs[name], width=panel.width, height=panel.height)
-        logger.info("wrote %s", outputs[name])
+    fig: Fig4Spec = spec.figures.require("fig4", spec.name)
+    save_panels(screen_figure(results, embedding, fig, seed=spec.mrvi.seed), outputs)
 
 
 def write_screen_claims(

@@ -21,6 +21,7 @@ from ._figures import (
     metric_figures,
     runtime_figure,
     runtime_table,
+    save_panels,
     semisynthetic_cell_table,
     semisynthetic_figure,
     shared_distance_limits,
@@ -99,5 +100,6 @@ __all__ = [
     "plot_pr_curves",
     "plot_runtime",
     "save_figure",
+    "save_panels",
     "theme_mrvi",
 ]

@@ -35,10 +35,13 @@ from ._panels import (
     plot_metric_table,
     plot_pr_curves,
     plot_runtime,
+    save_figure,
 )
 from ._theme import LOWER_IS_BETTER
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import xarray as xr
     from plotnine import ggplot
 
@@ -55,6 +58,13 @@ class Panel:
     plot: ggplot
     width: float
     height: float
+
+
+def save_panels(panels: Mapping[str, Panel], paths: Mapping[str, str | Path]) -> None:
+    """Write each panel to ``paths[<its name>]`` at its own size (:func:`save_figure`), logged."""
+    for name, panel in panels.items():
+        save_figure(panel.plot, paths[name], width=panel.width, height=panel.height)
+        logger.info("wrote %s", paths[name])
 
 
 def umap_table(
