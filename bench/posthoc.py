@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import peak_rss_mb, reset_peak_rss
+from _measure import peak_rss_mb, reset_peak_rss, rss_mb
 from train_throughput import write_dataset
 
 ANALYSES = (
@@ -52,13 +52,6 @@ ANALYSES = (
     "stratify",
 )
 DEFAULT = "distances,distances_cells,da,admissibility,de"
-
-
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024.0
-    return float("nan")
 
 
 def prepare(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
@@ -134,7 +127,7 @@ def run_one(name: str, folder: Path, mc_samples: int, ref_cells: int | None) -> 
         ),
         "stratify": lambda: analysis.stratify_cells(model, adata),
     }
-    loaded = _rss_mb()
+    loaded = rss_mb()
     reset_peak_rss()
     start = time.perf_counter()
     calls[name]()

@@ -57,6 +57,11 @@ What the figures mean (matched to ``bench/reference_runner.py``)
   better.
 * ``peak_rss_mb``: the high-water RSS (``VmHWM``) of this process at the end, in MiB
   (imports, data loading and training); ``rss_before_fit_mb`` is the same just before ``fit``.
+* ``rss_phases_mb``: where the memory of ``fit`` goes: the RSS and the high-water RSS
+  (``VmRSS``, ``VmHWM``, MiB) at ``before_fit``, then at the fit's own log records:
+  ``data_ready`` (counts and codes on the device, before any kernel: the "training ..." record),
+  ``compiled`` (parameters initialised, kernels compiled or loaded from the compilation cache),
+  ``epoch_1`` and ``last_epoch``.
 * ``fit_s``: wall time of the whole ``MrVI.fit`` call.
 """
 
@@ -80,7 +85,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import package_version, peak_rss_mb
+from _measure import package_version, peak_rss_mb, rss_mb
 
 LOG = logging.getLogger("train_throughput")
 
@@ -223,6 +228,30 @@ def simulate_in_child(args: argparse.Namespace, out_dir: str) -> tuple[Path, Pat
     return out / "data.h5ad", out / "train_indices.npy", time.perf_counter() - start
 
 
+class _PhaseMemory(logging.Handler):
+    """Record the RSS and its high-water mark at the training log's milestones (see the docstring)."""
+
+    PHASES = (("training ", "data_ready"), ("initialised and compiled", "compiled"))
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.phases: dict[str, dict[str, float]] = {}
+
+    def mark(self, phase: str) -> None:
+        """Record the memory now as ``phase``."""
+        self.phases[phase] = {"rss": round(rss_mb(), 1), "hwm": round(peak_rss_mb(), 1)}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        for prefix, phase in self.PHASES:
+            if message.startswith(prefix):
+                self.mark(phase)
+        if message.startswith("epoch "):
+            if "epoch_1" not in self.phases:
+                self.mark("epoch_1")
+            self.mark("last_epoch")
+
+
 def _load_train_indices(path: str | Path, n_obs: int) -> np.ndarray:
     """Read and check a 1-D integer ``.npy`` of distinct training rows leaving some to validate."""
     raw = np.load(path)
@@ -281,6 +310,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         adata.n_obs - train_idx.size,
     )
     rss_before_fit = peak_rss_mb()
+    phases = _PhaseMemory()
+    phases.mark("before_fit")
+    training_log = logging.getLogger("mrvi_repro.model._training")
+    training_log.addHandler(phases)
     start = time.perf_counter()
     model = MrVI.fit(
         adata,
@@ -293,6 +326,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     fit_s = time.perf_counter() - start
     peak_rss = peak_rss_mb()
+    training_log.removeHandler(phases)
 
     hist = model.history
     if len(hist) != args.epochs:
@@ -327,6 +361,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "train_loss": float(hist["train_loss"].iloc[-1]),
         "peak_rss_mb": peak_rss,
         "rss_before_fit_mb": rss_before_fit,
+        "rss_phases_mb": phases.phases,
         "fit_s": fit_s,
         "setup_s": fit_s - sum(epoch_s) - model.compile_seconds,
         "load_s": load_s,

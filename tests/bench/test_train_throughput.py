@@ -57,6 +57,10 @@ def _check(record: dict) -> None:
     assert len(record["epoch_s"]) == 2 and record["steady_epoch_s"] == record["epoch_s"][1]
     assert record["cells_per_s"] == pytest.approx(540 / record["steady_epoch_s"])
     assert record["peak_rss_mb"] >= record["rss_before_fit_mb"]
+    phases = record["rss_phases_mb"]
+    assert list(phases) == ["before_fit", "data_ready", "compiled", "epoch_1", "last_epoch"]
+    hwm = [p["hwm"] for p in phases.values()]
+    assert hwm == sorted(hwm) and hwm[-1] <= record["peak_rss_mb"]
     assert record["jax_version"] and record["platform"] == "cpu"
     assert record["epoch_s_includes_validation"] is True
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import textwrap
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -98,14 +99,17 @@ def umap_table(
         if x.ndim != 2 or len(x) != len(obs):
             msg = f"latent {title!r} must be (cells={len(obs)}, dims), got shape {x.shape}"
             raise ValueError(msg)
+        logger.info("UMAP of %s: %d cells x %d dimensions...", title, len(obs), x.shape[1])
+        start = time.perf_counter()
         tmp = ad.AnnData(obs=pd.DataFrame(index=obs.index.astype(str)), obsm={"X_rep": x})
         sc.pp.neighbors(tmp, n_neighbors=n_neighbors, use_rep="X_rep", random_state=seed)
+        logger.info("UMAP of %s: neighbour graph in %.0f s", title, time.perf_counter() - start)
         sc.tl.umap(tmp, random_state=seed)
         xy = tmp.obsm["X_umap"]
         tables.append(
             pd.DataFrame({"cell": tmp.obs_names, "panel": title, "x": xy[:, 0], "y": xy[:, 1]})
         )
-        logger.info("UMAP of %s: %d cells", title, len(obs))
+        logger.info("UMAP of %s: done in %.0f s", title, time.perf_counter() - start)
     return pd.concat(tables, ignore_index=True)
 
 
