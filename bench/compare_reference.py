@@ -1,24 +1,27 @@
-"""Train our MrVI and the reference MrVI (scvi-tools 1.4.2) on the same data and split; print JSON.
+"""Train our MrVI and the reference MrVI (scvi-tools 1.4.2, 1.5.x) on the same data and split; print JSON.
 
 Usage::
 
     .venv/bin/python bench/compare_reference.py [--n-cells 10000 --n-genes 2000 --n-samples 32
-        --n-batches 2 --epochs 10 --batch-size 128 --seed 0] [--backends jax,torch]
+        --n-batches 2 --epochs 10 --batch-size 128 --seed 0] [--backends jax,torch,torch@1.5.1]
         [--encoder-sample-aware] [--analyses distances,da,de --de-mc-samples 100]
         [--workdir DIR] [--log FILE]
 
 Steps
 -----
-1. Unless ``--backends none``: make sure the reference venv (``bench/.reference-venv``, Python
-   3.11, scvi-tools 1.4.2 with JAX and CPU torch) exists and imports ``scvi``; otherwise build it
-   with ``bash bench/reference_env.sh`` (about a minute; torch comes from the local CPU wheel).
+1. Unless ``--backends none``: make sure each reference venv exists and imports ``scvi``;
+   otherwise build it with ``bash bench/reference_env.sh DIR VERSION``. A reference is named
+   ``BACKEND`` (scvi-tools 1.4.2 in ``bench/.reference-venv``, Python 3.11, JAX and CPU torch:
+   about a minute, torch from the local CPU wheel) or ``BACKEND@VERSION`` (that release in
+   ``bench/.reference-venv-VERSION``; from 1.5 on MrVI is torch only, on Python 3.12, with the
+   registry's torch, a CUDA build that runs on the CPU: about 6 GB).
 2. Simulate one dataset (``train_throughput.write_dataset``: :func:`mrvi_repro.data.simulate.simulate_base`
    with 5 cell types, seeded by ``--seed``) and write it as ``data.h5ad`` with the seeded 90 / 10
    training rows in ``train_indices.npy`` (into ``--workdir``, default a temporary folder that is
    removed afterwards).
 3. Run, one after the other and each in a fresh process (so that each peak RSS is its own):
    ``bench/train_throughput.py`` (ours, this interpreter) and ``bench/reference_runner.py
-   --backend B`` (reference venv) for each backend, all with the same files, ``--epochs``,
+   --backend B`` (its reference venv) for each reference, all with the same files, ``--epochs``,
    ``--batch-size`` and ``--seed``. Their stderr is streamed to ours (and to ``--log``), each line
    prefixed by the run's name; their stdout is one JSON line each.
 4. With ``--analyses``: the reference runs also time its post-hoc calls after training (see
@@ -26,7 +29,7 @@ Steps
    file (a model fitted for ``--epochs``, each analysis in a fresh process); DE uses
    ``--de-mc-samples`` draws on both sides. ``analyses.speedup_by_backend`` = reference seconds /
    our seconds.
-5. Print ONE JSON line: ``{"ours": {...}, "reference": {"jax": {...}, "torch": {...}},
+5. Print ONE JSON line: ``{"ours": {...}, "reference": {"jax": {...}, "torch@1.5.1": {...}},
    "faster_reference": B, "ratios": {...}, ...}``.
 
 Ratios (``ratios`` compares with the faster reference by steady-state cells/s, ``ratios_by_backend``
@@ -61,8 +64,20 @@ sys.path.insert(0, str(BENCH))
 import train_throughput  # noqa: E402 - the sibling script, importable once BENCH is on the path
 
 REF_VENV = BENCH / ".reference-venv"
-REF_PYTHON = REF_VENV / "bin" / "python"
+#: The scvi-tools release of a reference named by its backend alone.
+DEFAULT_VERSION = "1.4.2"
 BACKENDS = ("jax", "torch")
+
+
+def reference_version(name: str) -> tuple[str, str]:
+    """``(backend, scvi-tools version)`` of a reference name: ``torch`` or ``torch@1.5.1``."""
+    backend, _, version = name.partition("@")
+    return backend, version or DEFAULT_VERSION
+
+
+def reference_venv(version: str) -> Path:
+    """The venv of a scvi-tools release (``bench/.reference-venv`` for the default one)."""
+    return REF_VENV if version == DEFAULT_VERSION else BENCH / f".reference-venv-{version}"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -71,8 +86,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     train_throughput.add_data_args(p)
     p.add_argument(
         "--backends",
-        default="jax,torch",
-        help="comma-separated reference backends out of jax,torch; 'none' runs ours only",
+        default="jax,torch,torch@1.5.1",
+        help="comma-separated references: jax or torch (scvi-tools 1.4.2), BACKEND@VERSION for "
+        "another release (torch@1.5.1); 'none' runs ours only",
     )
     p.add_argument(
         "--analyses",
@@ -87,9 +103,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     train_throughput.check_args(p, args)
     names = [] if args.backends.strip().lower() == "none" else args.backends.split(",")
     names = [b.strip() for b in names if b.strip()]
-    unknown = sorted(set(names) - set(BACKENDS))
+    unknown = sorted(n for n in names if reference_version(n)[0] not in BACKENDS)
     if unknown:
-        p.error(f"unknown backend(s) {unknown}; choose from {', '.join(BACKENDS)} or 'none'")
+        p.error(
+            f"unknown backend(s) {unknown}; choose from {', '.join(BACKENDS)}, optionally "
+            "@VERSION (e.g. torch@1.5.1), or 'none'"
+        )
     args.backends = list(dict.fromkeys(names))
     args.analyses = [a for a in args.analyses.split(",") if a]
     unknown = sorted(set(args.analyses) - {"distances", "da", "de"})
@@ -123,24 +142,29 @@ def _say(tee: _Tee, msg: str) -> None:
     tee.write(f"[compare_reference] {msg}\n")
 
 
-def reference_ready() -> bool:
-    """Return whether the reference venv exists and imports scvi."""
-    if not REF_PYTHON.exists():
+def reference_ready(version: str) -> bool:
+    """Return whether the venv of scvi-tools ``version`` exists and imports that release."""
+    python = reference_venv(version) / "bin" / "python"
+    if not python.exists():
         return False
     probe = subprocess.run(
-        [str(REF_PYTHON), "-c", "import scvi"], capture_output=True, text=True, check=False
+        [str(python), "-c", f"import scvi, sys; sys.exit(scvi.__version__ != {version!r})"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     return probe.returncode == 0
 
 
-def ensure_reference(tee: _Tee) -> None:
-    """Build the reference venv with ``bench/reference_env.sh`` unless it is ready already."""
-    if reference_ready():
-        _say(tee, f"reusing the reference venv {REF_VENV}")
+def ensure_reference(tee: _Tee, version: str) -> None:
+    """Build the venv of scvi-tools ``version`` with ``bench/reference_env.sh`` unless ready."""
+    venv = reference_venv(version)
+    if reference_ready(version):
+        _say(tee, f"reusing the reference venv {venv}")
         return
-    _say(tee, f"building the reference venv with {BENCH / 'reference_env.sh'}")
+    _say(tee, f"building the reference venv {venv} with {BENCH / 'reference_env.sh'}")
     proc = subprocess.Popen(
-        ["bash", str(BENCH / "reference_env.sh"), str(REF_VENV)],
+        ["bash", str(BENCH / "reference_env.sh"), str(venv), version],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -149,7 +173,7 @@ def ensure_reference(tee: _Tee) -> None:
     for line in proc.stdout:
         tee.write(f"[reference_env] {line}")
     code = proc.wait()
-    if code != 0 or not reference_ready():
+    if code != 0 or not reference_ready(version):
         msg = f"bench/reference_env.sh failed (exit {code}) or the venv does not import scvi"
         raise RuntimeError(msg)
 
@@ -212,8 +236,8 @@ def _ratios(ours: dict[str, Any], ref: dict[str, Any]) -> dict[str, float | None
 
 def run(args: argparse.Namespace, tee: _Tee) -> dict[str, Any]:
     """Prepare the reference, write the data, run every model and assemble the record."""
-    if args.backends:
-        ensure_reference(tee)
+    for version in dict.fromkeys(reference_version(b)[1] for b in args.backends):
+        ensure_reference(tee, version)
     with tempfile.TemporaryDirectory(prefix="mrvi_compare_") as tmp:
         workdir = Path(args.workdir) if args.workdir else Path(tmp)
         _say(tee, f"simulating {args.n_cells} cells x {args.n_genes} genes into {workdir}")
@@ -238,31 +262,9 @@ def run(args: argparse.Namespace, tee: _Tee) -> dict[str, Any]:
         ours = _run_json(ours_cmd, "ours", tee, dict(os.environ))
         ours_analyses = run_our_analyses(args, h5ad, tee) if args.analyses else {}
 
-        # The reference venv must not see our interpreter's environment.
-        ref_env = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")
-        }
-        ref_env["PATH"] = f"{REF_VENV / 'bin'}{os.pathsep}{ref_env.get('PATH', '')}"
         ref_extra = ["--analyses", ",".join(args.analyses)] if args.analyses else []
         ref_extra += ["--de-mc-samples", str(args.de_mc_samples)]
-        reference = {
-            b: _run_json(
-                [
-                    str(REF_PYTHON),
-                    str(BENCH / "reference_runner.py"),
-                    *common,
-                    "--backend",
-                    b,
-                    *ref_extra,
-                ],
-                f"reference-{b}",
-                tee,
-                ref_env,
-            )
-            for b in args.backends
-        }
+        reference = {b: _run_reference(b, [*common, *ref_extra], tee) for b in args.backends}
 
     ok = {b: r for b, r in reference.items() if r.get("cells_per_s")}
     faster = max(ok, key=lambda b: ok[b]["cells_per_s"]) if ok else None
@@ -296,6 +298,19 @@ def run(args: argparse.Namespace, tee: _Tee) -> dict[str, Any]:
             },
         },
     }
+
+
+def _run_reference(name: str, args: list[str], tee: _Tee) -> dict[str, Any]:
+    """Run ``reference_runner.py`` for the reference ``name`` in its venv."""
+    backend, version = reference_version(name)
+    venv = reference_venv(version)
+    # The reference venv must not see our interpreter's environment.
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")
+    }
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    cmd = [str(venv / "bin" / "python"), str(BENCH / "reference_runner.py"), *args]
+    return _run_json([*cmd, "--backend", backend], f"reference-{name}", tee, env)
 
 
 def run_our_analyses(args: argparse.Namespace, h5ad: Path, tee: _Tee) -> dict[str, Any]:

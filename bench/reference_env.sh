@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# Create (idempotently) the virtual environment for the reference MrVI
-# (scvi-tools 1.4.2, JAX and torch backends) used by bench/reference_runner.py.
+# Create (idempotently) the virtual environment for the reference MrVI used by
+# bench/reference_runner.py: scvi-tools 1.4.2 (JAX and torch backends) or a
+# newer release (1.5.x: torch only).
 #
-# Usage: bash bench/reference_env.sh [VENV_DIR]   (default: bench/.reference-venv,
-#        i.e. .reference-venv next to this script, wherever it is run from)
+# Usage: bash bench/reference_env.sh [VENV_DIR [SCVI_VERSION]]
+#        (defaults: bench/.reference-venv and 1.4.2, i.e. .reference-venv next
+#        to this script, wherever it is run from; for another version the
+#        default folder is bench/.reference-venv-SCVI_VERSION)
 #
 # Notes
 # -----
 # * scvi-tools 1.4.2 is the newest release that still ships the JAX MrVI and
-#   supports Python 3.11; the venv must therefore be Python 3.11.
+#   supports Python 3.11; its venv must therefore be Python 3.11.
+# * scvi-tools 1.5 needs Python >= 3.12 and ships the torch MrVI only. Its venv
+#   is Python 3.12 with the torch that the package registry resolves, a CUDA
+#   build (about 6 GB with its libraries) that runs on the CPU as well; no
+#   local CPU wheel exists for Python 3.12.
 # * torch is installed FIRST and pinned to 2.13.0: the only CPU wheel
 #   (torch-2.13.0+cpu, cp311) lies on local disk (pip's find-links). Any other
 #   torch that pip could resolve is a CUDA build, so the pin is kept as a
@@ -18,11 +25,33 @@
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-VENV_DIR="${1:-$SCRIPT_DIR/.reference-venv}"
+SCVI_VERSION="${2:-1.4.2}"
+if [[ "$SCVI_VERSION" == "1.4.2" ]]; then
+    VENV_DIR="${1:-$SCRIPT_DIR/.reference-venv}"
+else
+    VENV_DIR="${1:-$SCRIPT_DIR/.reference-venv-$SCVI_VERSION}"
+fi
 TORCH_VERSION="2.13.0"
-SCVI_VERSION="1.4.2"
 
 log() { printf '[reference_env] %s\n' "$*" >&2; }
+
+if [[ "$SCVI_VERSION" != 1.4.* && "$SCVI_VERSION" != 1.[0-3].* ]]; then
+    PY="${REFERENCE_PYTHON:-python3.12}"
+    if ! "$PY" -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 12) else 1)'; then
+        log "error: scvi-tools $SCVI_VERSION needs Python >= 3.12 (set REFERENCE_PYTHON)"
+        exit 1
+    fi
+    if [[ ! -x "$VENV_DIR/bin/python" ]]; then
+        log "creating venv at $VENV_DIR with $PY ($("$PY" --version 2>&1))"
+        "$PY" -m venv "$VENV_DIR"
+    fi
+    log "installing scvi-tools==$SCVI_VERSION psutil (torch as the registry resolves it)"
+    "$VENV_DIR/bin/python" -m pip install --quiet --upgrade pip
+    "$VENV_DIR/bin/python" -m pip install --quiet "scvi-tools==$SCVI_VERSION" psutil
+    "$VENV_DIR/bin/python" -c 'import scvi, torch, sys
+print("python", sys.version.split()[0], "scvi-tools", scvi.__version__, "torch", torch.__version__)'
+    exit 0
+fi
 
 if command -v python3.11 >/dev/null 2>&1; then
     PY=python3.11

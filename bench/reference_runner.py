@@ -1,7 +1,8 @@
-"""Train the reference MrVI (scvi-tools 1.4.2) once and report speed as JSON.
+"""Train the reference MrVI (scvi-tools 1.4.2 or 1.5.x) once and report speed as JSON.
 
-This script runs inside the reference virtual environment created by
-``bench/reference_env.sh`` (Python 3.11, scvi-tools 1.4.2, CPU torch, CPU jax).
+This script runs inside a reference virtual environment created by
+``bench/reference_env.sh`` (Python 3.11, scvi-tools 1.4.2, CPU torch, CPU jax; or Python 3.12,
+scvi-tools 1.5.x, whose MrVI is torch only: ``--backend torch``).
 It never imports ``mrvi_repro``: it is the scvi-tools side of the speed
 comparison with our own JAX MrVI.
 
@@ -324,12 +325,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         val_idx.size,
     )
 
+    # scvi-tools 1.5 dropped the JAX MrVI: its MRVI is the torch model and takes no backend.
+    single_backend = (
+        int(scvi.__version__.split(".")[0]) * 100 + int(scvi.__version__.split(".")[1]) >= 105
+    )
+    if single_backend and args.backend != "torch":
+        msg = f"scvi-tools {scvi.__version__} has only the torch MrVI (asked: {args.backend})"
+        raise SystemExit(msg)
+    backend = {} if single_backend else {"backend": args.backend}
     scvi.external.MRVI.setup_anndata(
-        adata, sample_key=args.sample_key, batch_key=batch_key, backend=args.backend
+        adata, sample_key=args.sample_key, batch_key=batch_key, **backend
     )
     model = scvi.external.MRVI(adata)
     LOG.info("model class: %s", type(model).__name__)
-    expected = "JaxMRVI" if args.backend == "jax" else "TorchMRVI"
+    expected = "MRVI" if single_backend else "JaxMRVI" if args.backend == "jax" else "TorchMRVI"
     if type(model).__name__ != expected:
         raise RuntimeError(f"expected {expected}, got {type(model).__name__}")
 
@@ -382,6 +391,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "de_mc_samples": args.de_mc_samples,
         "scvi_version": scvi.__version__,
         "jax_version": package_version("jax"),
+        "torch_version": package_version("torch"),
     }
 
 
