@@ -225,3 +225,29 @@ def test_expected_counts_are_checked_on_parse():
         DatasetSpec.from_dict("user", {**USER_ENTRY, "expected": {"cells": 2.5}})
     with pytest.raises(SpecError, match="unknown"):
         DatasetSpec.from_dict("user", {**USER_ENTRY, "expected": {"cell": 3}})
+
+
+def test_hvg_keep_adds_named_genes_outside_the_top(caplog):
+    from mrvi_repro.data.preprocess import select_hvgs
+    from mrvi_repro.settings.data import HVGParams
+
+    rng = np.random.default_rng(0)
+    n_cells, n_genes = 400, 60
+    means = np.full(n_genes, 5.0)
+    x = rng.poisson(means, size=(n_cells, n_genes)).astype(np.float32)
+    x[:, :10] = rng.negative_binomial(1, 1 / 6, size=(n_cells, 10))  # 10 overdispersed genes
+    x[:, 59] = rng.poisson(5.0, size=n_cells)  # a plain Poisson gene: never among the top 10
+    import anndata as ad
+
+    names = [f"g{i}" for i in range(n_genes)]
+    adata = ad.AnnData(sparse.csr_matrix(x), var={"gene": names})
+    adata.var_names = names
+    top = select_hvgs(adata.copy(), HVGParams(n_top_genes=10))
+    assert top.n_vars == 10 and "g59" not in top.var_names
+    assert len(set(top.var_names) & {f"g{i}" for i in range(10)}) >= 8
+    with caplog.at_level(logging.INFO):
+        kept = select_hvgs(adata.copy(), HVGParams(n_top_genes=10, keep=["g59", "g3", "NOPE"]))
+    assert set(kept.var_names) == set(top.var_names) | {"g59", "g3"}
+    assert list(kept.var_names) == [g for g in names if g in set(kept.var_names)]  # data order
+    np.testing.assert_array_equal(kept[:, "g59"].X.toarray().ravel(), x[:, 59])
+    assert "lacks: 'NOPE'" in caplog.text and "kept 1 named genes" in caplog.text

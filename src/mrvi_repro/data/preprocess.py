@@ -70,7 +70,11 @@ def counts_to_x(adata: ad.AnnData, layer: str | None = None) -> ad.AnnData:
 
 
 def select_hvgs(adata: ad.AnnData, params: HVGParams) -> ad.AnnData:
-    """Keep the top highly variable genes (scanpy, computed on the raw counts in ``X``)."""
+    """Keep the top highly variable genes (scanpy, on the raw counts in ``X``) and ``params.keep``.
+
+    The named genes are kept whether or not they rank among the top; one the data lacks is a
+    warning. Genes stay in the data's order.
+    """
     if params.n_top_genes >= adata.n_vars:
         logger.info("HVG: keeping all %d genes (n_top_genes=%d)", adata.n_vars, params.n_top_genes)
         return adata
@@ -79,8 +83,21 @@ def select_hvgs(adata: ad.AnnData, params: HVGParams) -> ad.AnnData:
         n_top_genes=params.n_top_genes,
         flavor=params.flavor,
         batch_key=params.batch_key,
-        subset=True,
     )
+    selected = adata.var["highly_variable"].to_numpy().copy()
+    named = adata.var_names.isin(params.keep)
+    missing = sorted(set(params.keep) - set(adata.var_names))
+    if missing:
+        logger.warning("HVG: genes to keep that the data lacks: %s", _listing(missing))
+    added = named & ~selected
+    if added.any():
+        logger.info(
+            "HVG: kept %d named genes besides the top %d: %s",
+            int(added.sum()),
+            params.n_top_genes,
+            _listing(list(adata.var_names[added])),
+        )
+    adata = adata[:, selected | named].copy()
     logger.info("HVG (%s): kept %d genes", params.flavor, adata.n_vars)
     return adata
 

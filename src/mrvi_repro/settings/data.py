@@ -384,11 +384,19 @@ RECIPE_KINDS: dict[str, type] = {"covid": CovidRecipe, "sciplex": SciplexRecipe,
 
 @dataclass(frozen=True)
 class HVGParams:
-    """Highly-variable-gene selection (scanpy ``highly_variable_genes`` on counts)."""
+    """Highly-variable-gene selection (scanpy ``highly_variable_genes`` on counts).
+
+    ``keep``: genes kept besides the ``n_top_genes`` most variable ones (those the figures and
+    claims read, which must be model genes whether or not they rank among the top).
+    """
 
     n_top_genes: int = 3000
     flavor: str = "seurat_v3"
     batch_key: str | None = None
+    keep: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keep", tuple(str(g) for g in self.keep))
 
 
 @dataclass(frozen=True)
