@@ -73,7 +73,7 @@ def select_hvgs(adata: ad.AnnData, params: HVGParams) -> ad.AnnData:
     """Keep the top highly variable genes (scanpy, on the raw counts in ``X``) and ``params.keep``.
 
     The named genes are kept whether or not they rank among the top; one the data lacks is a
-    warning. Genes stay in the data's order.
+    warning. Genes stay in the data's order. ``adata`` is subset in place and returned.
     """
     if params.n_top_genes >= adata.n_vars:
         logger.info("HVG: keeping all %d genes (n_top_genes=%d)", adata.n_vars, params.n_top_genes)
@@ -97,7 +97,8 @@ def select_hvgs(adata: ad.AnnData, params: HVGParams) -> ad.AnnData:
             params.n_top_genes,
             _listing(list(adata.var_names[added])),
         )
-    adata = adata[:, selected | named].copy()
+    # in place, as scanpy's own subset=True does (the caller's object shrinks too)
+    adata._inplace_subset_var(selected | named)
     logger.info("HVG (%s): kept %d genes", params.flavor, adata.n_vars)
     return adata
 
