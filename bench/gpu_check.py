@@ -49,9 +49,8 @@ LOG = logging.getLogger("gpu_check")
 BATCH_SIZES = (128, 1024)
 #: Analyses of ``bench/posthoc.py`` measured at every size.
 ANALYSES = "distances,da,de"
-#: The default workflow's MrVI model folder (the semi-synthetic dataset of config/config.yaml).
-WORKFLOW_TARGET = "results/semisynthetic/model/mrvi"
-WORKFLOW_BENCHMARK = "results/semisynthetic/benchmarks/fit_mrvi.tsv"
+#: The results of the default workflow's dataset (the semi-synthetic one of config/config.yaml).
+WORKFLOW_RESULTS = Path("results/semisynthetic")
 
 
 def epochs_for(n_cells: int) -> int:
@@ -114,17 +113,24 @@ class Budget:
         return max(0.0, self.end - time.monotonic())
 
 
-def run_json(cmd: list[str], budget: Budget) -> tuple[list[dict[str, Any]], str | None]:
-    """Run ``cmd`` within what is left of ``budget``; its JSON stdout lines and an error or None."""
+def run_json(
+    cmd: list[str], budget: Budget, *, json_out: bool = True
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Run ``cmd`` within what is left of ``budget``; its JSON stdout lines and an error or None.
+
+    ``json_out=False``: the command's stdout is its log (Snakemake's), passed through, no records.
+    """
     left = budget.left()
     if left <= 0:
         return [], "skipped: no time left in the budget"
     LOG.info("running %s (%.0f s left)", " ".join(cmd[1:]), left)
+    stdout = subprocess.PIPE if json_out else None
     try:
-        out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, timeout=left, check=False)
+        out = subprocess.run(cmd, stdout=stdout, text=True, timeout=left, check=False)
     except subprocess.TimeoutExpired:
         return [], f"stopped after {left:.0f} s: the budget ran out"
-    records = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    lines = out.stdout.splitlines() if json_out else []
+    records = [json.loads(line) for line in lines if line.startswith("{")]
     if out.returncode != 0:
         return records, f"failed with exit status {out.returncode} (its log is above)"
     return records, None
@@ -165,26 +171,17 @@ def check_workflow(folder: Path, budget: Budget) -> dict[str, Any]:
     snakemake = Path(sys.executable).with_name("snakemake")
     cmd = [str(snakemake if snakemake.exists() else "snakemake"), "-s", str(REPO / "Snakefile")]
     cmd += ["--directory", str(folder), "--configfile", str(REPO / "config" / "config.yaml")]
-    cmd += ["--cores", "all", "--", WORKFLOW_TARGET]
-    left = budget.left()
+    cmd += ["--cores", "all", "--", str(WORKFLOW_RESULTS / "model" / "mrvi")]
+    _, error = run_json(cmd, budget, json_out=False)
     step: dict[str, Any] = {"step": "workflow fit_mrvi"}
-    if left <= 0:
-        return {**step, "error": "skipped: no time left in the budget"}
-    LOG.info("running the default workflow up to fit_mrvi (%.0f s left)", left)
-    try:
-        out = subprocess.run(cmd, timeout=left, check=False)
-    except subprocess.TimeoutExpired:
-        return {**step, "error": f"stopped after {left:.0f} s: the budget ran out"}
-    if out.returncode != 0:
-        return {**step, "error": f"snakemake failed with exit status {out.returncode}"}
-    bench = pd.read_csv(folder / WORKFLOW_BENCHMARK, sep="\t").iloc[0]
-    history = pd.read_csv(
-        folder / "results" / "semisynthetic" / "model" / "mrvi_history.tsv", sep="\t"
-    )
+    if error:
+        return {**step, "error": error}
+    bench = pd.read_csv(folder / WORKFLOW_RESULTS / "benchmarks" / "fit_mrvi.tsv", sep="\t")
+    history = pd.read_csv(folder / WORKFLOW_RESULTS / "model" / "mrvi_history.tsv", sep="\t")
     return {
         **step,
-        "seconds": float(bench["s"]),
-        "peak_rss_mb": float(bench["max_rss"]),
+        "seconds": float(bench["s"].iloc[0]),
+        "peak_rss_mb": float(bench["max_rss"].iloc[0]),
         "epochs": len(history),
     }
 

@@ -307,6 +307,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """
     import anndata as ad
     import scvi
+    from packaging.version import Version
 
     scvi.settings.seed = args.seed
     batch_key = None if args.batch_key.lower() == "none" else args.batch_key
@@ -326,9 +327,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
 
     # scvi-tools 1.5 dropped the JAX MrVI: its MRVI is the torch model and takes no backend.
-    single_backend = (
-        int(scvi.__version__.split(".")[0]) * 100 + int(scvi.__version__.split(".")[1]) >= 105
-    )
+    single_backend = Version(scvi.__version__) >= Version("1.5")
     if single_backend and args.backend != "torch":
         msg = f"scvi-tools {scvi.__version__} has only the torch MrVI (asked: {args.backend})"
         raise SystemExit(msg)
