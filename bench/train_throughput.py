@@ -239,7 +239,8 @@ class _PhaseMemory(logging.Handler):
 
     def mark(self, phase: str) -> None:
         """Record the memory now as ``phase``."""
-        self.phases[phase] = {"rss": round(rss_mb(), 1), "hwm": round(peak_rss_mb(), 1)}
+        # Unrounded, like ``peak_rss_mb``: rounding up one and not the other broke their order.
+        self.phases[phase] = {"rss": rss_mb(), "hwm": peak_rss_mb()}
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
