@@ -310,7 +310,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         train_idx.size,
         adata.n_obs - train_idx.size,
     )
-    rss_before_fit = peak_rss_mb()
     phases = _PhaseMemory()
     phases.mark("before_fit")
     training_log = logging.getLogger("mrvi_repro.model._training")
@@ -361,7 +360,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "val_neg_elbo": float(hist["val_neg_elbo"].iloc[-1]),
         "train_loss": float(hist["train_loss"].iloc[-1]),
         "peak_rss_mb": peak_rss,
-        "rss_before_fit_mb": rss_before_fit,
+        "rss_before_fit_mb": phases.phases["before_fit"]["hwm"],
         "rss_phases_mb": phases.phases,
         "fit_s": fit_s,
         "setup_s": fit_s - sum(epoch_s) - model.compile_seconds,
