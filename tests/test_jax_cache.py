@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from mrvi_repro._jax_cache import CACHE_ENV, MAX_GIB_ENV, machine_kind
+from mrvi_repro._jax_cache import CACHE_ENV, EXECUTABLES, MAX_GIB_ENV, machine_kind
 
 #: Imports the model (which turns the cache on from the environment), jits a function no other
 #: process compiles (a seed in its constant) and reports the cache's hits and misses.
@@ -114,3 +114,146 @@ def test_a_bad_size_limit_is_refused_and_leaves_the_model_importable(tmp_path):
     )
     assert res.stdout.strip().splitlines()[-1] == "None"
     assert f"{MAX_GIB_ENV}='lots' is not a number of GiB" in res.stderr
+
+
+# ------------------------------------------------------------- executables found without tracing
+#: Compiles (or loads) a kernel through compile_cached, counting its traces, and reports the
+#: result, the number of traces and the executables on disk.
+AOT_PROBE = """
+import json, sys
+import jax, jax.numpy as jnp
+import mrvi_repro.model  # noqa: F401  (turns the cache on)
+from mrvi_repro._jax_cache import CachedKernel, compile_cached
+traces = []
+scale, n = float(sys.argv[1]), int(sys.argv[2])
+def f(x, y):
+    traces.append(1)
+    return {"out": jnp.tanh(x * scale) @ y + jnp.exp(-x).sum(), "rows": x.shape[0]}
+x = jnp.linspace(0.0, 1.0, n * n, dtype=jnp.float32).reshape(n, n)
+kernel = compile_cached(jax.jit(f), (x, x.T), name="probe", key=("scale", scale))
+first = kernel(x, x.T)
+again = CachedKernel(jax.jit(f), name="probe", key=("scale", scale))
+second = again(x, x.T)
+assert float(jnp.abs(first["out"] - second["out"]).max()) == 0.0
+print(json.dumps({"traces": len(traces), "sum": float(first["out"].sum()),
+                  "rows": int(first["rows"])}))
+"""
+
+
+def _aot(cache, scale: float, n: int = 32) -> dict:
+    res = subprocess.run(
+        [sys.executable, "-c", AOT_PROBE, str(scale), str(n)],
+        env=_env(**{CACHE_ENV: str(cache)}),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    return {**json.loads(res.stdout.strip().splitlines()[-1]), "stderr": res.stderr}
+
+
+def _executables(cache) -> list:
+    return sorted((cache / machine_kind() / EXECUTABLES).glob("probe-*.exe"))
+
+
+def test_a_second_process_runs_the_kernel_without_tracing_it(tmp_path):
+    first = _aot(tmp_path, 0.5)
+    assert first["traces"] == 1  # traced once, for both calls of the process
+    assert len(_executables(tmp_path)) == 1
+    second = _aot(tmp_path, 0.5)
+    assert second["traces"] == 0 and second["sum"] == first["sum"] and second["rows"] == 32
+    # another key, another shape: each traced and stored anew, with its own result
+    other = _aot(tmp_path, 0.25)
+    assert other["traces"] == 1 and other["sum"] != first["sum"]
+    bigger = _aot(tmp_path, 0.5, n=48)
+    assert bigger["traces"] == 1 and bigger["rows"] == 48
+    assert len(_executables(tmp_path)) == 3
+
+
+def test_an_executable_is_stored_even_when_xlas_cache_already_has_the_kernel(tmp_path):
+    first = _aot(tmp_path, 0.75)
+    (exe,) = _executables(tmp_path)
+    exe.unlink()  # XLA's cache keeps its entry: the next process must still store a working one
+    second = _aot(tmp_path, 0.75)
+    assert second["traces"] == 1 and len(_executables(tmp_path)) == 1
+    third = _aot(tmp_path, 0.75)
+    assert third["traces"] == 0 and third["sum"] == first["sum"]
+
+
+def test_an_unreadable_executable_is_compiled_again_and_replaced(tmp_path):
+    first = _aot(tmp_path, 1.5)
+    (exe,) = _executables(tmp_path)
+    exe.write_bytes(b"not an executable")
+    second = _aot(tmp_path, 1.5)
+    assert second["traces"] == 1 and second["sum"] == first["sum"]
+    assert "unreadable cached executable" in second["stderr"]
+    assert _aot(tmp_path, 1.5)["traces"] == 0
+
+
+def test_without_a_cache_folder_nothing_is_stored(tmp_path, monkeypatch):
+    import jax
+    import jax.numpy as jnp
+
+    from mrvi_repro import _jax_cache
+
+    monkeypatch.setattr(_jax_cache, "_executables", lambda: None)
+    calls = []
+    kernel = _jax_cache.CachedKernel(
+        jax.jit(lambda x: calls.append(1) or x * 2), name="probe.plain", key=()
+    )
+    assert float(kernel(jnp.ones(3)).sum()) == 6.0
+    assert float(kernel(jnp.ones(3)).sum()) == 6.0  # compiled once for the shape
+    assert len(calls) == 1
+    assert float(kernel(2.0)) == 4.0  # a Python number goes to the jitted function itself
+
+
+def test_the_least_recently_used_executables_go_past_the_size_limit(tmp_path, monkeypatch):
+    from mrvi_repro import _jax_cache
+
+    for i, name in enumerate(("old", "mid", "new")):
+        path = tmp_path / f"{name}.exe"
+        path.write_bytes(b"x" * 100)
+        os.utime(path, (1000 + i, 1000 + i))
+    monkeypatch.setitem(_jax_cache._state, "max_bytes", 250)
+    _jax_cache._evict(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mid.exe", "new.exe"]
+
+
+#: Fits a small MrVI for two epochs and computes its local sample distances; reports the history,
+#: the distances and which kernels were loaded from the executables (from the cache's log).
+FIT_PROBE = """
+import json, logging, sys
+import numpy as np
+logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+logging.getLogger("mrvi_repro._jax_cache").setLevel(logging.DEBUG)
+from mrvi_repro import analysis
+from mrvi_repro.data.simulate import simulate_base
+from mrvi_repro.model import MrVI, TrainConfig
+from mrvi_repro.settings.data import SimulationParams
+adata = simulate_base(SimulationParams(n_cells=400, n_genes=60, n_samples=4, seed=2))
+model = MrVI.fit(adata, sample_key="sample", train=TrainConfig(max_epochs=2, batch_size=64))
+d = analysis.local_sample_distances(model, adata)
+print(json.dumps({"history": model.history["val_neg_elbo"].tolist(),
+                  "distances": np.asarray(d.values).ravel().tolist()}))
+"""
+
+
+def test_a_fit_and_an_analysis_in_a_second_process_load_their_kernels_and_match(tmp_path):
+    runs = []
+    for _ in range(2):
+        res = subprocess.run(
+            [sys.executable, "-c", FIT_PROBE],
+            env=_env(**{CACHE_ENV: str(tmp_path)}),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert res.returncode == 0, res.stderr[-3000:]
+        runs.append((json.loads(res.stdout.strip().splitlines()[-1]), res.stderr))
+    (first, cold_log), (second, warm_log) = runs
+    assert "loaded the executable" not in cold_log
+    for kernel in ("train.init", "train.epoch", "mrvi_repro.analysis._distances._distance_fn"):
+        assert f"loaded the executable of {kernel} " in warm_log, kernel
+    assert second["history"] == first["history"] and len(first["history"]) == 2
+    assert second["distances"] == first["distances"]
+    assert max(first["distances"]) > 0

@@ -14,16 +14,37 @@ recompiled, never fatal. Sharing a folder across machines needs a file system wi
 locks (``flock``; e.g. NFS with locking). :mod:`mrvi_repro.model` calls it on import with the
 folder in the environment variable :data:`CACHE_ENV` (the workflow sets it from its config's
 ``jax_cache``); a bad size limit there leaves the cache off with a warning.
+
+XLA's cache still traces and lowers a function before it can look up its executable: for the
+training kernels that is seconds of Python per process. :func:`compile_cached` (and
+:class:`CachedKernel` for kernels called with varying shapes) keeps serialised executables in the
+same folder (subfolder :data:`EXECUTABLES`) under a key computed *without tracing*: the kernel's
+name, what the caller says it closes over (the model's configuration, the training schedule),
+the arguments' shapes and dtypes, the compile options, and the environment: a digest of this
+package's source, the versions of JAX, jaxlib, Flax and Optax, JAX's tracing flags, ``XLA_FLAGS``
+and the device. A hit deserialises the executable and skips tracing, lowering and compiling.
+Like XLA's own entries, these files are native code that the loading process runs: the cache's
+folder must be writable only by those whose code you would run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
+import importlib.metadata
 import logging
 import math
 import os
+import pickle
 import platform
+import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +53,10 @@ CACHE_ENV = "MRVI_REPRO_JAX_CACHE"
 #: Environment variable holding the cache's size limit in GiB (default :data:`DEFAULT_MAX_GIB`).
 MAX_GIB_ENV = "MRVI_REPRO_JAX_CACHE_MAX_GIB"
 DEFAULT_MAX_GIB = 4.0
+#: Subfolder of the cache's folder holding :func:`compile_cached`'s serialised executables.
+EXECUTABLES = "executables"
+
+_state = {"max_bytes": int(DEFAULT_MAX_GIB * 2**30)}
 
 
 def machine_kind() -> str:
@@ -106,5 +131,240 @@ def configure_compile_cache(
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
     # a size limit turns on JAX's file lock (safe concurrent writers) and LRU eviction
     jax.config.update("jax_compilation_cache_max_size", int(max_gib * 2**30))
+    _state["max_bytes"] = int(max_gib * 2**30)
     logger.debug("XLA compilation cache: %s (at most %.1f GiB)", path, max_gib)
     return path
+
+
+# ------------------------------------------------------------- executables found without tracing
+#: Packages whose code is traced into the kernels (their versions are part of every key).
+_TRACED_PACKAGES = ("jax", "jaxlib", "flax", "optax")
+#: JAX flags that change what a function traces to.
+_TRACE_FLAGS = (
+    "jax_enable_x64",
+    "jax_default_matmul_precision",
+    "jax_default_prng_impl",
+    "jax_threefry_partitionable",
+    "jax_numpy_rank_promotion",
+)
+_hits = threading.local()
+#: What unpickling a truncated or foreign file raises.
+_UNREADABLE = (
+    pickle.UnpicklingError,
+    EOFError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    ImportError,
+    IndexError,
+    KeyError,
+    OSError,
+)
+
+
+def _on_event(event: str, **_: Any) -> None:
+    if event == "/jax/compilation_cache/cache_hits":
+        _hits.hit = True
+
+
+@functools.cache
+def _environment() -> str:
+    """Describe the fixed part of what decides every kernel's executable (once per process)."""
+    import jax
+
+    jax.monitoring.register_event_listener(_on_event)
+    source = hashlib.sha256()
+    root = Path(__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        source.update(str(path.relative_to(root)).encode())
+        source.update(path.read_bytes())
+    device = jax.devices()[0]
+    parts = [
+        source.hexdigest(),
+        sys.version,
+        *(f"{p}={importlib.metadata.version(p)}" for p in _TRACED_PACKAGES),
+        os.environ.get("XLA_FLAGS", ""),
+        device.platform,
+        device.device_kind,
+        device.client.platform_version,
+    ]
+    return "\n".join(parts)
+
+
+def signature(args: Any) -> tuple[Any, ...]:
+    """Return the shapes, dtypes and tree structure of ``args`` (arrays or ShapeDtypeStructs)."""
+    import jax
+
+    leaves, tree = jax.tree_util.tree_flatten(args)
+    return (
+        str(tree),
+        *((tuple(x.shape), str(x.dtype), bool(getattr(x, "weak_type", False))) for x in leaves),
+    )
+
+
+def _executables() -> Path | None:
+    import jax
+
+    folder = jax.config.jax_compilation_cache_dir
+    return Path(folder) / EXECUTABLES if folder else None
+
+
+def _evict(folder: Path) -> None:
+    """Remove the least recently used executables while the folder exceeds the size limit."""
+    entries = []
+    for path in folder.glob("*.exe"):
+        try:
+            st = path.stat()
+        except OSError:  # removed by a concurrent job
+            continue
+        entries.append((st.st_mtime, st.st_size, path))
+    total = sum(size for _, size, _ in entries)
+    for _, size, path in sorted(entries):
+        if total <= _state["max_bytes"]:
+            break
+        path.unlink(missing_ok=True)
+        total -= size
+
+
+_bypass = {"depth": 0, "saved": False}
+_bypass_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _without_xla_cache() -> Iterator[bool]:
+    """Compile afresh inside, without XLA's cache: only such executables can be serialised.
+
+    (On CPU an executable that XLA's cache loaded serialises into one that fails when run.) JAX
+    decides once per process whether its cache is used; this turns that decision off while any
+    thread is inside and restores it after, through JAX's private ``compilation_cache`` state.
+    Yields whether XLA's cache is bypassed. Where that state is missing (another JAX version),
+    it is not, and :func:`compile_cached` stores nothing (it cannot tell an executable that XLA's
+    cache gave back, perhaps through JAX's in-memory cache, from a fresh one).
+    """
+    import jax
+
+    try:
+        from jax._src import compilation_cache as xla_cache
+
+        xla_cache.is_cache_used(jax.devices()[0].client)  # settle JAX's own decision first
+        if not hasattr(xla_cache, "_cache_used"):
+            raise AttributeError("_cache_used")
+    except (ImportError, AttributeError):
+        yield False
+        return
+    with _bypass_lock:
+        if _bypass["depth"] == 0:
+            _bypass["saved"] = xla_cache._cache_used
+            xla_cache._cache_used = False
+        _bypass["depth"] += 1
+    try:
+        yield True
+    finally:
+        with _bypass_lock:
+            _bypass["depth"] -= 1
+            if _bypass["depth"] == 0:
+                xla_cache._cache_used = _bypass["saved"]
+
+
+def compile_cached(
+    fn: Any,
+    args: tuple[Any, ...],
+    *,
+    name: str,
+    key: Any = (),
+    options: dict[str, Any] | None = None,
+) -> Any:
+    """Compile jitted ``fn`` for the shapes of ``args``, or load its executable without tracing.
+
+    Parameters
+    ----------
+    fn
+        A ``jax.jit`` function.
+    args
+        Its positional arguments: arrays or ``jax.ShapeDtypeStruct`` of the same shapes.
+    name
+        The kernel's name, unique across the package (part of the key and of the file's name).
+    key
+        Everything ``fn`` closes over that changes what it computes, with a ``repr`` that is
+        stable across processes (configurations, flags; never arrays, which change the trace's
+        constants: pass those as arguments). The package's source is part of every key, so only
+        values, not code, need naming here; code replaced at run time (a monkeypatched class)
+        is not seen unless it changes the arguments' shapes or ``key``.
+    options
+        XLA compile options.
+
+    Returns
+    -------
+    A ``jax.stages.Compiled``. Without a cache folder (:func:`configure_compile_cache`), simply
+    ``fn.lower(*args).compile(options)``. An unreadable entry is recompiled and replaced, never
+    fatal. On a miss the kernel is compiled afresh, past XLA's own cache
+    (:func:`_without_xla_cache`), and stored.
+    """
+    from jax.experimental import serialize_executable
+
+    folder = _executables()
+    if folder is None:
+        return fn.lower(*args).compile(options)
+    import jax
+
+    flags = [getattr(jax.config, f) for f in _TRACE_FLAGS]  # may be set in a context: per call
+    ident = repr(
+        (name, key, signature(args), sorted((options or {}).items()), flags, _environment())
+    )
+    path = folder / f"{name}-{hashlib.sha256(ident.encode()).hexdigest()[:40]}.exe"
+    try:
+        with open(path, "rb") as fh:
+            payload, in_tree, out_tree = pickle.load(fh)
+        compiled = serialize_executable.deserialize_and_load(payload, in_tree, out_tree)
+    except FileNotFoundError:
+        pass
+    except (*_UNREADABLE, jax.errors.JaxRuntimeError) as err:  # compile again, replace it
+        logger.warning("unreadable cached executable %s (%s): compiling again", path, err)
+    else:
+        try:
+            os.utime(path)  # least recently used eviction
+        except OSError:
+            pass
+        logger.debug("loaded the executable of %s from %s", name, path)
+        return compiled
+    with _without_xla_cache() as fresh:
+        _hits.hit = False
+        compiled = fn.lower(*args).compile(options)
+    if not fresh or getattr(_hits, "hit", False):  # possibly XLA's: not serialisable
+        return compiled
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        blob = pickle.dumps(serialize_executable.serialize(compiled))
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(blob)
+        os.replace(tmp, path)  # atomic: concurrent jobs never read a partial file
+        _evict(folder)
+    except (NotImplementedError, ValueError, OSError, pickle.PicklingError) as err:
+        tmp.unlink(missing_ok=True)
+        logger.debug("executable of %s not cached: %s", name, err)
+    return compiled
+
+
+class CachedKernel:
+    """A jitted function called like one, compiled once per argument shapes via :func:`compile_cached`.
+
+    Each call looks its arguments' :func:`signature` up in memory, then on disk, and traces only
+    when both miss. Calls with Python numbers among the arguments go to ``fn`` itself.
+    """
+
+    def __init__(self, fn: Any, *, name: str, key: Any = ()) -> None:
+        import jax
+
+        self.fn, self.name, self.key, self._jax = fn, name, key, jax
+        self._compiled: dict[tuple[Any, ...], Any] = {}
+
+    def __call__(self, *args: Any) -> Any:
+        leaves = self._jax.tree_util.tree_leaves(args)
+        if not all(isinstance(x, (self._jax.Array, np.ndarray)) for x in leaves):
+            return self.fn(*args)  # Python numbers: jit makes them weakly typed (not cached here)
+        sig = signature(args)
+        compiled = self._compiled.get(sig)
+        if compiled is None:
+            compiled = compile_cached(self.fn, args, name=self.name, key=self.key)
+            self._compiled[sig] = compiled
+        return compiled(*args)

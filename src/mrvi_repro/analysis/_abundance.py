@@ -26,7 +26,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from typing import TYPE_CHECKING, Literal
 
 import jax
@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from mrvi_repro._jax_cache import CachedKernel
 from mrvi_repro.data.contract import per_sample
 from mrvi_repro.settings.names import DA_ESTIMATORS, da_variable
 
@@ -86,7 +87,6 @@ def _reduce_tiles(
     return jnp.moveaxis(jnp.where(jnp.isfinite(top), jnp.log(total) + safe, -jnp.inf), 0, 1)
 
 
-@partial(jax.jit, static_argnames=("n_samples", "reduce", "per_dimension"))
 def _block(
     query: jax.Array,
     query_id: jax.Array,
@@ -119,6 +119,15 @@ def _block(
     logp = -0.5 * ((query * query) @ prec.T - 2.0 * query @ (mean * prec).T + const[None, :])
     logp = jnp.where(invalid, -jnp.inf, logp).reshape(query.shape[0], n_tiles, -1)
     return _reduce_tiles(logp, tile_sample, n_samples, reduce)
+
+
+@cache
+def _block_kernel(n_samples: int, reduce: str, per_dimension: bool) -> CachedKernel:
+    """:func:`_block` compiled for these settings, its executables found without tracing."""
+    fn = partial(_block, n_samples=n_samples, reduce=reduce, per_dimension=per_dimension)
+    return CachedKernel(
+        jax.jit(fn), name=f"{__name__}._block", key=(n_samples, reduce, per_dimension)
+    )
 
 
 def _tiles(ref_sample: np.ndarray, n_samples: int, tile: int) -> tuple[np.ndarray, np.ndarray]:
@@ -217,6 +226,7 @@ def sample_log_densities(
         )
     # a block of queries at a time, accumulated over the reference blocks in order; progress
     # logged once a minute for long runs (the atlas's admissibility: 10^5-10^6 cells each way)
+    kernel = _block_kernel(int(n_samples), reduce, bool(per_dimension))
     start = last = time.perf_counter()
     for q0 in range(0, nq, qb):
         if time.perf_counter() - last > PROGRESS_EVERY_S:
@@ -234,7 +244,7 @@ def sample_log_densities(
         q, ids = jnp.asarray(query[qrows]), jnp.asarray(qid[qrows])
         acc = np.full((n, n_samples, n_dims) if per_dimension else (n, n_samples), -np.inf)
         for args in ref_blocks:
-            part = _block(q, ids, *args, n_samples, reduce, per_dimension)
+            part = kernel(q, ids, *args)
             part = np.asarray(part, dtype=np.float64)[:n]
             acc = np.maximum(acc, part) if reduce == "max" else np.logaddexp(acc, part)
         out[q0 : q0 + n] = acc.sum(-1) if per_dimension else acc

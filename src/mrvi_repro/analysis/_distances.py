@@ -113,20 +113,26 @@ def _open_cell_store(path: Path, cells: list[str], samples: list[str], chunk: in
 
 
 #: Bytes of distance matrices (cells x draws x S x S floats) one chunk may hold, when the chunk size
-#: is not given: 256 cells up to S = 64, fewer beyond (S = 400: 26 cells), so memory grows with S^2
-#: per chunk, never with cells x S^2.
+#: is not given: :data:`MAX_CHUNK_CELLS` cells up to S = 64, fewer beyond (S = 400: 26 cells), so
+#: memory grows with S^2 per chunk, never with cells x S^2.
 CHUNK_BYTES = 16 * 1024**2
+#: Most cells per chunk: larger chunks were no faster (bench/RESULTS.md, "Executables found
+#: without tracing"), 256 was 20 % slower than 1024.
+MAX_CHUNK_CELLS = 1024
 
 
 def chunk_cells(n_samples: int, mc_samples: int = 0, batch_size: int | None = None) -> int:
-    """Cells per chunk: ``batch_size`` if given, else as many as :data:`CHUNK_BYTES` allows (<= 256)."""
+    """Cells per chunk: ``batch_size`` if given, else as many as :data:`CHUNK_BYTES` allows.
+
+    At most :data:`MAX_CHUNK_CELLS`.
+    """
     if batch_size is not None:
         if batch_size < 1:
             msg = f"batch_size must be positive, got {batch_size}"
             raise ValueError(msg)
         return batch_size
     per_cell = max(1, mc_samples) * n_samples * n_samples * 4
-    return int(max(1, min(256, CHUNK_BYTES // per_cell)))
+    return int(max(1, min(MAX_CHUNK_CELLS, CHUNK_BYTES // per_cell)))
 
 
 def _check_mc(mc_samples: int) -> None:
@@ -236,7 +242,7 @@ def local_sample_distances(
         the result is mean_m (D^(m) - mu) / sigma off the diagonal and 0 on it (the reference
         code leaves -mu / sigma there). About ``mc_samples`` times the cost of the default.
     batch_size
-        Cells per device chunk (default: 256, fewer for many samples; see :data:`CHUNK_BYTES`).
+        Cells per device chunk (default: 1024, fewer for many samples; see :data:`CHUNK_BYTES`).
     seed
         Seed of the draws of u (each cell's draws depend on its row, not on the chunking).
 

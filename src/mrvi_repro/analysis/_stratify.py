@@ -277,7 +277,7 @@ def stratify_cells(
         0: distances at u's posterior mean; at least 2: Monte-Carlo-normalised distances (see
         :func:`~mrvi_repro.analysis.local_sample_distances`). Same draws in every pass.
     batch_size
-        Cells per chunk (default: :func:`~mrvi_repro.analysis._distances.chunk_cells`, 256 up to
+        Cells per chunk (default: :func:`~mrvi_repro.analysis._distances.chunk_cells`, 1024 up to
         64 samples and fewer beyond). A chunk's working memory is about ``batch_size`` x S^2 x 12
         bytes (its matrices, their upper triangles and a float64 copy); besides it,
         cells x (n_pcs + 10) and S^2/2 x (n_pcs + 10) float64 arrays.

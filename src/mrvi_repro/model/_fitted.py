@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from mrvi_repro import __version__
+from mrvi_repro._jax_cache import CachedKernel
 from mrvi_repro.data.contract import DataContractError, count_problems
 from mrvi_repro.settings.model import TrainConfig
 
@@ -82,10 +83,19 @@ class FittedModel:
         raise NotImplementedError
 
     def _kernel(self, factory: Any, *options: Any) -> Any:
-        """Return the jitted function ``factory(module, *options)``, built once per model."""
+        """Return the jitted function ``factory(module, *options)``, built once per model.
+
+        It is compiled once per argument shapes, its executable kept in the compilation cache
+        and found there without tracing (:class:`mrvi_repro._jax_cache.CachedKernel`): the
+        kernel closes over the module and ``options`` only, which name it with the factory.
+        """
         key = (factory, *options)
         if key not in self._kernels:
-            self._kernels[key] = factory(self.module, *options)
+            self._kernels[key] = CachedKernel(
+                factory(self.module, *options),
+                name=f"{factory.__module__}.{factory.__qualname__}",
+                key=(repr(self.module), options),
+            )
         return self._kernels[key]
 
     # ------------------------------------------------------------------ fitting

@@ -44,13 +44,19 @@ def _apply_terms(
     )
 
 
+#: The module's inputs, in the order of its call.
+_INPUTS = ("x", "sample", "batch", "label")
+
+
 def _init_fn(module: nn.Module, chunk: dict[str, jax.Array]) -> tuple[Any, Any, Any]:
     """Return the jitted initialiser of the raveled parameters, the unraveler and the vector's shape."""
+    # The initialiser sees only the inputs' shapes (zeros of them), never their values: its
+    # executable is then the same for every dataset of these shapes (see compile_cached).
+    inputs = tuple(jax.ShapeDtypeStruct(chunk[k].shape, chunk[k].dtype) for k in _INPUTS)
 
     def init_tree(key: jax.Array) -> Any:
         rngs = {"params": key, "u": key, "dropout": key}
-        args = (chunk["x"], chunk["sample"], chunk["batch"], chunk["label"])
-        return module.init(rngs, *args)["params"]
+        return module.init(rngs, *(jnp.zeros(a.shape, a.dtype) for a in inputs))["params"]
 
     shapes = jax.eval_shape(init_tree, jax.random.key(0))
     unravel = ravel_pytree(jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), shapes))[1]

@@ -136,8 +136,10 @@ class _Streamer:
     def _keys_struct(self, k: int) -> Any:
         return jax.eval_shape(lambda key: jax.random.split(key, k), self.key)
 
-    def compile_jobs(self, flat_shape: Any, opt_shape: Any) -> list[tuple[Any, tuple[Any, ...]]]:
-        """Return the kernels to compile (training and validation chunks) with argument shapes."""
+    def compile_jobs(
+        self, flat_shape: Any, opt_shape: Any
+    ) -> list[tuple[str, Any, tuple[Any, ...]]]:
+        """Return the kernels to compile (training and validation chunks): names, kernels, shapes."""
         steps_args = (
             flat_shape,
             opt_shape,
@@ -154,7 +156,10 @@ class _Streamer:
             jax.ShapeDtypeStruct((self.k_val, val_rows), jnp.float32),
             self._keys_struct(self.k_val),
         )
-        return [(self.steps_fn, steps_args), (self.val_fn, val_args)]
+        return [
+            ("train.stream_steps", self.steps_fn, steps_args),
+            ("train.stream_validation", self.val_fn, val_args),
+        ]
 
     def _chunks(
         self, idx: np.ndarray, weight: np.ndarray, keys: jax.Array, k: int

@@ -21,6 +21,8 @@ import numpy as np
 import optax
 import pandas as pd
 
+from mrvi_repro._jax_cache import compile_cached, signature
+
 from ._checkpoint import TrainingInterrupted, TrainState
 from ._data import _host_chunk
 from ._kernels import _epoch_fn, _init_fn
@@ -88,11 +90,6 @@ def _split(
 def signal_name(signum: int) -> str:
     """Name of a signal number (``SIGTERM``)."""
     return signal.Signals(signum).name
-
-
-def _compile(fn: Any, args: tuple[Any, ...], options: dict[str, Any] | None = None) -> Any:
-    """Compile jitted ``fn`` for the shapes of ``args`` (arrays or ShapeDtypeStructs)."""
-    return fn.lower(*args).compile(options)
 
 
 def _train(
@@ -204,13 +201,26 @@ def _train(
             key,
             jax.ShapeDtypeStruct((), jnp.float32),
         )
-        jobs = [(_epoch_fn(module, optimizer, unravel), epoch_args)]
+        jobs = [("train.epoch", _epoch_fn(module, optimizer, unravel), epoch_args)]
+    # what the kernels close over besides their arguments (compile_cached's key)
+    cache_key = (repr(module), repr(tc))
     start = time.perf_counter()
     # XLA releases the GIL: the epoch kernel (the largest) compiles in a thread while the
     # initialiser compiles and runs here.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        futures = [pool.submit(_compile, fn, args) for fn, args in jobs]
-        flat = _compile(init, (init_key,), _ONE_OFF)(init_key)
+        futures = [
+            pool.submit(compile_cached, fn, args, name=name, key=cache_key)
+            for name, fn, args in jobs
+        ]
+        init_kernel = compile_cached(
+            init,
+            (init_key,),
+            name="train.init",
+            # its argument is only the key: the inputs' and the parameters' shapes name it too
+            key=(repr(module), signature(first), flat_shape.shape),
+            options=_ONE_OFF,
+        )
+        flat = init_kernel(init_key)
         opt_state = jax.jit(optimizer.init)(flat)
         kernels = [f.result() for f in futures]
     compile_seconds = time.perf_counter() - start
