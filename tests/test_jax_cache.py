@@ -130,7 +130,10 @@ def f(x, y):
     traces.append(1)
     return {"out": jnp.tanh(x * scale) @ y + jnp.exp(-x).sum(), "rows": x.shape[0]}
 x = jnp.linspace(0.0, 1.0, n * n, dtype=jnp.float32).reshape(n, n)
-kernel = compile_cached(jax.jit(f), (x, x.T), name="probe", key=("scale", scale))
+jitted = jax.jit(f)
+if sys.argv[3:] == ["called-first"]:  # compiled (or loaded from XLA's cache) the usual way
+    jitted(x, x.T)
+kernel = compile_cached(jitted, (x, x.T), name="probe", key=("scale", scale))
 first = kernel(x, x.T)
 again = CachedKernel(jax.jit(f), name="probe", key=("scale", scale))
 second = again(x, x.T)
@@ -140,9 +143,9 @@ print(json.dumps({"traces": len(traces), "sum": float(first["out"].sum()),
 """
 
 
-def _aot(cache, scale: float, n: int = 32) -> dict:
+def _aot(cache, scale: float, n: int = 32, *extra: str) -> dict:
     res = subprocess.run(
-        [sys.executable, "-c", AOT_PROBE, str(scale), str(n)],
+        [sys.executable, "-c", AOT_PROBE, str(scale), str(n), *extra],
         env=_env(**{CACHE_ENV: str(cache)}),
         capture_output=True,
         text=True,
@@ -178,6 +181,18 @@ def test_an_executable_is_stored_even_when_xlas_cache_already_has_the_kernel(tmp
     assert second["traces"] == 1 and len(_executables(tmp_path)) == 1
     third = _aot(tmp_path, 0.75)
     assert third["traces"] == 0 and third["sum"] == first["sum"]
+
+
+def test_an_executable_jax_kept_in_memory_from_xlas_cache_is_not_stored(tmp_path):
+    first = _aot(tmp_path, 0.6)
+    (exe,) = _executables(tmp_path)
+    exe.unlink()
+    # the function is first called as usual (its executable loaded from XLA's cache and kept in
+    # JAX's memory); compile_cached then gets that one back, which would not run once serialised
+    second = _aot(tmp_path, 0.6, 32, "called-first")
+    assert second["sum"] == first["sum"] and not _executables(tmp_path)
+    assert _aot(tmp_path, 0.6)["traces"] == 1 and len(_executables(tmp_path)) == 1
+    assert _aot(tmp_path, 0.6)["traces"] == 0
 
 
 def test_an_unreadable_executable_is_compiled_again_and_replaced(tmp_path):

@@ -147,7 +147,11 @@ _TRACE_FLAGS = (
     "jax_threefry_partitionable",
     "jax_numpy_rank_promotion",
 )
-_hits = threading.local()
+#: What the current thread's last compile did: ``backend`` (XLA was asked for an executable,
+#: not JAX's in-memory cache) and ``xla_hit`` (XLA's cache answered), from JAX's monitoring events.
+_compiles = threading.local()
+#: JAX's event around asking XLA for an executable (a compile or a load from XLA's cache).
+_BACKEND_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 #: What unpickling a truncated or foreign file raises.
 _UNREADABLE = (
     pickle.UnpicklingError,
@@ -164,7 +168,12 @@ _UNREADABLE = (
 
 def _on_event(event: str, **_: Any) -> None:
     if event == "/jax/compilation_cache/cache_hits":
-        _hits.hit = True
+        _compiles.xla_hit = True
+
+
+def _on_duration(event: str, _seconds: float, **_: Any) -> None:
+    if event == _BACKEND_COMPILE_EVENT:
+        _compiles.backend = True
 
 
 @functools.cache
@@ -173,6 +182,7 @@ def _environment() -> str:
     import jax
 
     jax.monitoring.register_event_listener(_on_event)
+    jax.monitoring.register_event_duration_secs_listener(_on_duration)
     source = hashlib.sha256()
     root = Path(__file__).parent
     for path in sorted(root.rglob("*.py")):
@@ -238,8 +248,7 @@ def _without_xla_cache() -> Iterator[bool]:
     decides once per process whether its cache is used; this turns that decision off while any
     thread is inside and restores it after, through JAX's private ``compilation_cache`` state.
     Yields whether XLA's cache is bypassed. Where that state is missing (another JAX version),
-    it is not, and :func:`compile_cached` stores nothing (it cannot tell an executable that XLA's
-    cache gave back, perhaps through JAX's in-memory cache, from a fresh one).
+    it is not, and :func:`compile_cached` stores nothing.
     """
     import jax
 
@@ -327,10 +336,13 @@ def compile_cached(
             pass
         logger.debug("loaded the executable of %s from %s", name, path)
         return compiled
-    with _without_xla_cache() as fresh:
-        _hits.hit = False
+    with _without_xla_cache() as bypassed:
+        _compiles.backend = _compiles.xla_hit = False
         compiled = fn.lower(*args).compile(options)
-    if not fresh or getattr(_hits, "hit", False):  # possibly XLA's: not serialisable
+    # only an executable XLA has just built serialises into one that runs: not one from XLA's
+    # cache, nor one JAX kept in memory from an earlier compile of this function
+    if not (bypassed and _compiles.backend) or _compiles.xla_hit:
+        logger.debug("executable of %s not stored: not compiled afresh here", name)
         return compiled
     tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
