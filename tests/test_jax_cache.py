@@ -272,3 +272,31 @@ def test_a_fit_and_an_analysis_in_a_second_process_load_their_kernels_and_match(
     assert second["history"] == first["history"] and len(first["history"]) == 2
     assert second["distances"] == first["distances"]
     assert max(first["distances"]) > 0
+
+
+#: A kernel with a LAPACK custom call (eigh), which crashed when loaded from a serialised file.
+EIGH_PROBE = """
+import jax, jax.numpy as jnp
+import mrvi_repro.model  # noqa: F401
+from mrvi_repro._jax_cache import compile_cached
+f = jax.jit(lambda a: jnp.linalg.eigh(a @ jnp.swapaxes(a, 1, 2))[0].sum())
+x = jnp.ones((4, 3, 3)) + jnp.eye(3)
+print(float(compile_cached(f, (x,), name="probe.eigh", key=())(x)))
+"""
+
+
+def test_a_kernel_with_custom_calls_is_left_to_xlas_cache(tmp_path):
+    values = []
+    for _ in range(3):
+        res = subprocess.run(
+            [sys.executable, "-c", EIGH_PROBE],
+            env=_env(**{CACHE_ENV: str(tmp_path)}),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert res.returncode == 0, res.stderr[-3000:]  # a loaded file crashed here (-11)
+        values.append(float(res.stdout.strip().splitlines()[-1]))
+    assert values == [72.0] * 3
+    folder = tmp_path / machine_kind() / EXECUTABLES
+    assert not list(folder.glob("*.exe")) and len(list(folder.glob("*.custom-calls"))) == 1

@@ -307,7 +307,10 @@ def compile_cached(
     A ``jax.stages.Compiled``. Without a cache folder (:func:`configure_compile_cache`), simply
     ``fn.lower(*args).compile(options)``. An unreadable entry is recompiled and replaced, never
     fatal. On a miss the kernel is compiled afresh, past XLA's own cache
-    (:func:`_without_xla_cache`), and stored.
+    (:func:`_without_xla_cache`), and stored, unless it makes custom calls (LAPACK's, e.g. the
+    eigendecomposition in DE): loaded from such a file, it crashed the process (jaxlib 0.12,
+    CPU). Those kernels are left to XLA's cache, which traces them first (an empty
+    ``.custom-calls`` file in place of the executable says so to later processes).
     """
     from jax.experimental import serialize_executable
 
@@ -321,6 +324,9 @@ def compile_cached(
         (name, key, signature(args), sorted((options or {}).items()), flags, _environment())
     )
     path = folder / f"{name}-{hashlib.sha256(ident.encode()).hexdigest()[:40]}.exe"
+    unstorable = path.with_suffix(".custom-calls")
+    if unstorable.exists():  # left to XLA's cache (see below)
+        return fn.lower(*args).compile(options)
     try:
         with open(path, "rb") as fh:
             payload, in_tree, out_tree = pickle.load(fh)
@@ -343,6 +349,14 @@ def compile_cached(
     # cache, nor one JAX kept in memory from an earlier compile of this function
     if not (bypassed and _compiles.backend) or _compiles.xla_hit:
         logger.debug("executable of %s not stored: not compiled afresh here", name)
+        return compiled
+    if "custom-call" in compiled.as_text():
+        # e.g. LAPACK's eigh: such an executable, serialised and loaded again, crashes on CPU;
+        # a marker sends the next processes to XLA's cache instead
+        logger.debug("executable of %s not stored: it makes custom calls", name)
+        with contextlib.suppress(OSError):
+            folder.mkdir(parents=True, exist_ok=True)
+            unstorable.touch()
         return compiled
     tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
