@@ -30,16 +30,21 @@ print(json.dumps({**events, "dir": jax.config.jax_compilation_cache_dir}))
 """
 
 
-def _probe(env: dict[str, str], seed: float) -> dict:
+def _python(script: str, env: dict[str, str], *args: str, timeout: int = 300) -> tuple[str, str]:
+    """Run ``script`` in a fresh Python; return its last line of stdout and its stderr."""
     res = subprocess.run(
-        [sys.executable, "-c", PROBE, str(seed)],
+        [sys.executable, "-c", script, *args],
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
-        check=True,
+        timeout=timeout,
     )
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    assert res.returncode == 0, res.stderr[-3000:]
+    return res.stdout.strip().splitlines()[-1], res.stderr
+
+
+def _probe(env: dict[str, str], seed: float) -> dict:
+    return json.loads(_python(PROBE, env, str(seed))[0])
 
 
 def _env(**values: str) -> dict[str, str]:
@@ -144,15 +149,8 @@ print(json.dumps({"traces": len(traces), "sum": float(first["out"].sum()),
 
 
 def _aot(cache, scale: float, n: int = 32, *extra: str) -> dict:
-    res = subprocess.run(
-        [sys.executable, "-c", AOT_PROBE, str(scale), str(n), *extra],
-        env=_env(**{CACHE_ENV: str(cache)}),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
-    return {**json.loads(res.stdout.strip().splitlines()[-1]), "stderr": res.stderr}
+    out, err = _python(AOT_PROBE, _env(**{CACHE_ENV: str(cache)}), str(scale), str(n), *extra)
+    return {**json.loads(out), "stderr": err}
 
 
 def _executables(cache) -> list:
@@ -222,15 +220,21 @@ def test_without_a_cache_folder_nothing_is_stored(tmp_path, monkeypatch):
     assert float(kernel(2.0)) == 4.0  # a Python number goes to the jitted function itself
 
 
-def test_the_least_recently_used_executables_go_past_the_size_limit(tmp_path, monkeypatch):
+def test_the_least_recently_used_executables_go_past_the_size_limit(tmp_path):
+    import jax
+
     from mrvi_repro import _jax_cache
 
     for i, name in enumerate(("old", "mid", "new")):
         path = tmp_path / f"{name}.exe"
         path.write_bytes(b"x" * 100)
         os.utime(path, (1000 + i, 1000 + i))
-    monkeypatch.setitem(_jax_cache._state, "max_bytes", 250)
-    _jax_cache._evict(tmp_path)
+    limit = jax.config.jax_compilation_cache_max_size
+    jax.config.update("jax_compilation_cache_max_size", 250)  # XLA's cache's limit is the limit
+    try:
+        _jax_cache._evict(tmp_path)
+    finally:
+        jax.config.update("jax_compilation_cache_max_size", limit)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mid.exe", "new.exe"]
 
 
@@ -254,18 +258,8 @@ print(json.dumps({"history": model.history["val_neg_elbo"].tolist(),
 
 
 def test_a_fit_and_an_analysis_in_a_second_process_load_their_kernels_and_match(tmp_path):
-    runs = []
-    for _ in range(2):
-        res = subprocess.run(
-            [sys.executable, "-c", FIT_PROBE],
-            env=_env(**{CACHE_ENV: str(tmp_path)}),
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert res.returncode == 0, res.stderr[-3000:]
-        runs.append((json.loads(res.stdout.strip().splitlines()[-1]), res.stderr))
-    (first, cold_log), (second, warm_log) = runs
+    runs = [_python(FIT_PROBE, _env(**{CACHE_ENV: str(tmp_path)}), timeout=600) for _ in range(2)]
+    (first, cold_log), (second, warm_log) = ((json.loads(out), err) for out, err in runs)
     assert "loaded the executable" not in cold_log
     for kernel in ("train.init", "train.epoch", "mrvi_repro.analysis._distances._distance_fn"):
         assert f"loaded the executable of {kernel} " in warm_log, kernel
@@ -286,17 +280,8 @@ print(float(compile_cached(f, (x,), name="probe.eigh", key=())(x)))
 
 
 def test_a_kernel_with_custom_calls_is_left_to_xlas_cache(tmp_path):
-    values = []
-    for _ in range(3):
-        res = subprocess.run(
-            [sys.executable, "-c", EIGH_PROBE],
-            env=_env(**{CACHE_ENV: str(tmp_path)}),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert res.returncode == 0, res.stderr[-3000:]  # a loaded file crashed here (-11)
-        values.append(float(res.stdout.strip().splitlines()[-1]))
+    # each run must exit cleanly: a loaded file crashed here (-11)
+    values = [float(_python(EIGH_PROBE, _env(**{CACHE_ENV: str(tmp_path)}))[0]) for _ in range(3)]
     assert values == [72.0] * 3
     folder = tmp_path / machine_kind() / EXECUTABLES
     assert not list(folder.glob("*.exe")) and len(list(folder.glob("*.custom-calls"))) == 1

@@ -44,8 +44,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 logger = logging.getLogger(__name__)
 
 #: Environment variable holding the cache's folder (empty or unset: no cache).
@@ -55,8 +53,6 @@ MAX_GIB_ENV = "MRVI_REPRO_JAX_CACHE_MAX_GIB"
 DEFAULT_MAX_GIB = 4.0
 #: Subfolder of the cache's folder holding :func:`compile_cached`'s serialised executables.
 EXECUTABLES = "executables"
-
-_state = {"max_bytes": int(DEFAULT_MAX_GIB * 2**30)}
 
 
 def machine_kind() -> str:
@@ -131,7 +127,6 @@ def configure_compile_cache(
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
     # a size limit turns on JAX's file lock (safe concurrent writers) and LRU eviction
     jax.config.update("jax_compilation_cache_max_size", int(max_gib * 2**30))
-    _state["max_bytes"] = int(max_gib * 2**30)
     logger.debug("XLA compilation cache: %s (at most %.1f GiB)", path, max_gib)
     return path
 
@@ -177,12 +172,19 @@ def _on_duration(event: str, _seconds: float, **_: Any) -> None:
 
 
 @functools.cache
-def _environment() -> str:
-    """Describe the fixed part of what decides every kernel's executable (once per process)."""
+def _listen() -> None:
+    """Register :func:`_on_event` and :func:`_on_duration` with JAX (once per process)."""
     import jax
 
     jax.monitoring.register_event_listener(_on_event)
     jax.monitoring.register_event_duration_secs_listener(_on_duration)
+
+
+@functools.cache
+def _environment() -> str:
+    """Describe the fixed part of what decides every kernel's executable (once per process)."""
+    import jax
+
     source = hashlib.sha256()
     root = Path(__file__).parent
     for path in sorted(root.rglob("*.py")):
@@ -220,7 +222,15 @@ def _executables() -> Path | None:
 
 
 def _evict(folder: Path) -> None:
-    """Remove the least recently used executables while the folder exceeds the size limit."""
+    """Remove the least recently used executables while the folder exceeds the size limit.
+
+    The limit is XLA's cache's (:func:`configure_compile_cache` sets it), else
+    :data:`DEFAULT_MAX_GIB`.
+    """
+    import jax
+
+    limit = jax.config.jax_compilation_cache_max_size
+    max_bytes = limit if limit > 0 else int(DEFAULT_MAX_GIB * 2**30)
     entries = []
     for path in folder.glob("*.exe"):
         try:
@@ -230,7 +240,7 @@ def _evict(folder: Path) -> None:
         entries.append((st.st_mtime, st.st_size, path))
     total = sum(size for _, size, _ in entries)
     for _, size, path in sorted(entries):
-        if total <= _state["max_bytes"]:
+        if total <= max_bytes:
             break
         path.unlink(missing_ok=True)
         total -= size
@@ -312,13 +322,12 @@ def compile_cached(
     CPU). Those kernels are left to XLA's cache, which traces them first (an empty
     ``.custom-calls`` file in place of the executable says so to later processes).
     """
+    import jax
     from jax.experimental import serialize_executable
 
     folder = _executables()
     if folder is None:
         return fn.lower(*args).compile(options)
-    import jax
-
     flags = [getattr(jax.config, f) for f in _TRACE_FLAGS]  # may be set in a context: per call
     ident = repr(
         (name, key, signature(args), sorted((options or {}).items()), flags, _environment())
@@ -342,6 +351,7 @@ def compile_cached(
             pass
         logger.debug("loaded the executable of %s from %s", name, path)
         return compiled
+    _listen()
     with _without_xla_cache() as bypassed:
         _compiles.backend = _compiles.xla_hit = False
         compiled = fn.lower(*args).compile(options)
@@ -379,14 +389,15 @@ class CachedKernel:
     """
 
     def __init__(self, fn: Any, *, name: str, key: Any = ()) -> None:
-        import jax
-
-        self.fn, self.name, self.key, self._jax = fn, name, key, jax
+        self.fn, self.name, self.key = fn, name, key
         self._compiled: dict[tuple[Any, ...], Any] = {}
 
     def __call__(self, *args: Any) -> Any:
-        leaves = self._jax.tree_util.tree_leaves(args)
-        if not all(isinstance(x, (self._jax.Array, np.ndarray)) for x in leaves):
+        import jax
+        import numpy as np
+
+        leaves = jax.tree_util.tree_leaves(args)
+        if not all(isinstance(x, (jax.Array, np.ndarray)) for x in leaves):
             return self.fn(*args)  # Python numbers: jit makes them weakly typed (not cached here)
         sig = signature(args)
         compiled = self._compiled.get(sig)

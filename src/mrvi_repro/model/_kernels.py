@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     import flax.linen as nn
 
 
+#: The module's inputs, in the order of its call.
+_INPUTS = ("x", "sample", "batch", "label")
+
+
 def _apply_terms(
     module: nn.Module,
     params: Any,
@@ -34,18 +38,8 @@ def _apply_terms(
     training: bool = False,
 ) -> dict[str, jax.Array]:
     return module.apply(
-        {"params": params},
-        chunk["x"],
-        chunk["sample"],
-        chunk["batch"],
-        chunk["label"],
-        training=training,
-        rngs=rngs,
+        {"params": params}, *(chunk[k] for k in _INPUTS), training=training, rngs=rngs
     )
-
-
-#: The module's inputs, in the order of its call.
-_INPUTS = ("x", "sample", "batch", "label")
 
 
 def _init_fn(module: nn.Module, chunk: dict[str, jax.Array]) -> tuple[Any, Any, Any]:

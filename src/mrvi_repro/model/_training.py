@@ -209,8 +209,8 @@ def _train(
     # initialiser compiles and runs here.
     with ThreadPoolExecutor(max_workers=1) as pool:
         futures = [
-            pool.submit(compile_cached, fn, args, name=name, key=cache_key)
-            for name, fn, args in jobs
+            pool.submit(compile_cached, fn, args, name=kernel_name, key=cache_key)
+            for kernel_name, fn, args in jobs
         ]
         init_kernel = compile_cached(
             init,
