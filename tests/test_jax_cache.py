@@ -225,8 +225,8 @@ def test_the_least_recently_used_executables_go_past_the_size_limit(tmp_path):
 
     from mrvi_repro import _jax_cache
 
-    for i, name in enumerate(("old", "mid", "new")):
-        path = tmp_path / f"{name}.exe"
+    for i, name in enumerate(("old.exe", "mid.npy", "new.exe")):
+        path = tmp_path / name
         path.write_bytes(b"x" * 100)
         os.utime(path, (1000 + i, 1000 + i))
     limit = jax.config.jax_compilation_cache_max_size
@@ -235,7 +235,61 @@ def test_the_least_recently_used_executables_go_past_the_size_limit(tmp_path):
         _jax_cache._evict(tmp_path)
     finally:
         jax.config.update("jax_compilation_cache_max_size", limit)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mid.exe", "new.exe"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mid.npy", "new.exe"]
+
+
+def test_a_cached_array_is_computed_once_per_key_and_recomputed_when_unreadable(
+    tmp_path, monkeypatch, caplog
+):
+    import numpy as np
+
+    from mrvi_repro import _jax_cache
+
+    monkeypatch.setattr(_jax_cache, "_executables", lambda: tmp_path)
+    calls = []
+
+    def compute(scale):
+        def run():
+            calls.append(scale)
+            return np.arange(5, dtype=np.float32) * scale
+
+        return run
+
+    first = _jax_cache.cached_array("probe.values", ("a", 2), compute(2.0))
+    again = _jax_cache.cached_array("probe.values", ("a", 2), compute(99.0))
+    assert calls == [2.0]  # the second call read the file: its compute never ran
+    assert again.dtype == np.float32 and again.tolist() == first.tolist() == [0, 2, 4, 6, 8]
+    other = _jax_cache.cached_array("probe.values", ("a", 3), compute(3.0))
+    assert calls == [2.0, 3.0] and other.tolist() == [0, 3, 6, 9, 12]
+    files = sorted(tmp_path.glob("probe.values-*.npy"))
+    assert len(files) == 2
+    for path in files:
+        path.write_bytes(b"not an array")
+    with caplog.at_level("WARNING", logger="mrvi_repro._jax_cache"):
+        redone = _jax_cache.cached_array("probe.values", ("a", 2), compute(2.0))
+    assert redone.tolist() == first.tolist() and calls == [2.0, 3.0, 2.0]
+    assert "unreadable cached array" in caplog.text
+    assert _jax_cache.cached_array("probe.values", ("a", 2), compute(7.0)).tolist() == [
+        0,
+        2,
+        4,
+        6,
+        8,
+    ]
+    assert calls == [2.0, 3.0, 2.0]  # replaced by a readable file
+
+
+def test_without_a_cache_folder_a_cached_array_is_computed_every_time(tmp_path, monkeypatch):
+    import numpy as np
+
+    from mrvi_repro import _jax_cache
+
+    monkeypatch.setattr(_jax_cache, "_executables", lambda: None)
+    calls = []
+    for _ in range(2):
+        value = _jax_cache.cached_array("probe.plain", (), lambda: calls.append(1) or np.ones(3))
+        assert value.tolist() == [1.0, 1.0, 1.0]
+    assert len(calls) == 2 and not any(tmp_path.iterdir())
 
 
 #: Fits a small MrVI for two epochs and computes its local sample distances; reports the history,
@@ -261,8 +315,11 @@ def test_a_fit_and_an_analysis_in_a_second_process_load_their_kernels_and_match(
     runs = [_python(FIT_PROBE, _env(**{CACHE_ENV: str(tmp_path)}), timeout=600) for _ in range(2)]
     (first, cold_log), (second, warm_log) = ((json.loads(out), err) for out, err in runs)
     assert "loaded the executable" not in cold_log
-    for kernel in ("train.init", "train.epoch", "mrvi_repro.analysis._distances._distance_fn"):
+    for kernel in ("train.epoch", "mrvi_repro.analysis._distances._distance_fn"):
         assert f"loaded the executable of {kernel} " in warm_log, kernel
+    # the initial parameters themselves: no initialiser is loaded, let alone compiled
+    assert "loaded train.init.params from" in warm_log
+    assert "loaded the executable of train.init " not in warm_log
     assert second["history"] == first["history"] and len(first["history"]) == 2
     assert second["distances"] == first["distances"]
     assert max(first["distances"]) > 0

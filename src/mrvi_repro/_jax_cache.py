@@ -23,6 +23,8 @@ name, what the caller says it closes over (the model's configuration, the traini
 the arguments' shapes and dtypes, the compile options, and the environment: a digest of this
 package's source, the versions of JAX, jaxlib, Flax and Optax, JAX's tracing flags, ``XLA_FLAGS``
 and the device. A hit deserialises the executable and skips tracing, lowering and compiling.
+:func:`cached_array` keeps, under the same kind of key, a one-off kernel's result instead (a
+model's initial parameters): a hit needs no executable at all, nor the memory of loading one.
 Like XLA's own entries, these files are native code that the loading process runs: the cache's
 folder must be writable only by those whose code you would run.
 """
@@ -33,6 +35,7 @@ import contextlib
 import functools
 import hashlib
 import importlib.metadata
+import io
 import logging
 import math
 import os
@@ -40,7 +43,7 @@ import pickle
 import platform
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -222,7 +225,7 @@ def _executables() -> Path | None:
 
 
 def _evict(folder: Path) -> None:
-    """Remove the least recently used executables while the folder exceeds the size limit.
+    """Remove the least recently used entries while the folder exceeds the size limit.
 
     The limit is XLA's cache's (:func:`configure_compile_cache` sets it), else
     :data:`DEFAULT_MAX_GIB`.
@@ -232,7 +235,7 @@ def _evict(folder: Path) -> None:
     limit = jax.config.jax_compilation_cache_max_size
     max_bytes = limit if limit > 0 else int(DEFAULT_MAX_GIB * 2**30)
     entries = []
-    for path in folder.glob("*.exe"):
+    for path in (*folder.glob("*.exe"), *folder.glob("*.npy")):
         try:
             st = path.stat()
         except OSError:  # removed by a concurrent job
@@ -328,11 +331,7 @@ def compile_cached(
     folder = _executables()
     if folder is None:
         return fn.lower(*args).compile(options)
-    flags = [getattr(jax.config, f) for f in _TRACE_FLAGS]  # may be set in a context: per call
-    ident = repr(
-        (name, key, signature(args), sorted((options or {}).items()), flags, _environment())
-    )
-    path = folder / f"{name}-{hashlib.sha256(ident.encode()).hexdigest()[:40]}.exe"
+    path = _entry(folder, name, (key, signature(args), sorted((options or {}).items())), ".exe")
     unstorable = path.with_suffix(".custom-calls")
     if unstorable.exists():  # left to XLA's cache (see below)
         return fn.lower(*args).compile(options)
@@ -368,17 +367,81 @@ def compile_cached(
             folder.mkdir(parents=True, exist_ok=True)
             unstorable.touch()
         return compiled
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         blob = pickle.dumps(serialize_executable.serialize(compiled))
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(blob)
-        os.replace(tmp, path)  # atomic: concurrent jobs never read a partial file
-        _evict(folder)
-    except (NotImplementedError, ValueError, OSError, pickle.PicklingError) as err:
-        tmp.unlink(missing_ok=True)
+    except (NotImplementedError, ValueError, pickle.PicklingError) as err:
         logger.debug("executable of %s not cached: %s", name, err)
+    else:
+        _store(path, blob, what=f"executable of {name}")
     return compiled
+
+
+def _entry(folder: Path, name: str, key: Any, suffix: str) -> Path:
+    """Return the file of an entry: ``name``, then a digest of ``key`` and of the environment.
+
+    The environment is JAX's tracing flags and :func:`_environment`.
+    """
+    import jax
+
+    flags = [getattr(jax.config, f) for f in _TRACE_FLAGS]  # may be set in a context: per call
+    ident = repr((name, key, flags, _environment()))
+    return folder / f"{name}-{hashlib.sha256(ident.encode()).hexdigest()[:40]}{suffix}"
+
+
+def _store(path: Path, blob: bytes, *, what: str) -> None:
+    """Write ``blob`` to ``path`` atomically, then evict past the size limit.
+
+    Concurrent jobs never read a partial file; a failure to write only loses the entry.
+    """
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(blob)
+        os.replace(tmp, path)
+        _evict(path.parent)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        logger.debug("%s not cached: %s", what, err)
+
+
+def cached_array(name: str, key: Any, compute: Callable[[], Any]) -> Any:
+    """Return ``compute()``, or the array an earlier process stored for ``name`` and ``key``.
+
+    For one-off results that are a pure function of ``key`` and the package (e.g. a model's
+    initial parameters, a function of its configuration, its inputs' shapes and the seed): a hit
+    skips loading, let alone compiling, the kernel that computes them, and that kernel's memory.
+    The entry (an ``.npy`` file beside :func:`compile_cached`'s executables, evicted with them)
+    is keyed like an executable (``key``, JAX's tracing flags, :func:`_environment`: package
+    source, versions, ``XLA_FLAGS``, device), so it holds exactly what ``compute`` returns in this
+    environment. Without a cache folder, ``compute()``; an unreadable entry is computed again and
+    replaced. ``key`` must name everything the result depends on (see :func:`compile_cached`).
+
+    Returns
+    -------
+    ``compute()``'s array (any array type), or a host ``numpy`` array read from the cache.
+    """
+    import numpy as np
+
+    folder = _executables()
+    if folder is None:
+        return compute()
+    path = _entry(folder, name, key, ".npy")
+    try:
+        value = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        pass
+    except _UNREADABLE as err:
+        logger.warning("unreadable cached array %s (%s): computing it again", path, err)
+    else:
+        with contextlib.suppress(OSError):
+            os.utime(path)  # least recently used eviction
+        logger.debug("loaded %s from %s", name, path)
+        return value
+    value = compute()
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(value), allow_pickle=False)
+    _store(path, buffer.getvalue(), what=name)
+    return value
 
 
 class CachedKernel:

@@ -21,7 +21,7 @@ import numpy as np
 import optax
 import pandas as pd
 
-from mrvi_repro._jax_cache import compile_cached, signature
+from mrvi_repro._jax_cache import cached_array, compile_cached, signature
 
 from ._checkpoint import TrainingInterrupted, TrainState
 from ._data import _host_chunk
@@ -212,15 +212,19 @@ def _train(
             pool.submit(compile_cached, fn, args, name=kernel_name, key=cache_key)
             for kernel_name, fn, args in jobs
         ]
-        init_kernel = compile_cached(
-            init,
-            (init_key,),
-            name="train.init",
-            # its argument is only the key: the inputs' and the parameters' shapes name it too
-            key=(repr(module), signature(first), flat_shape.shape),
-            options=_ONE_OFF,
+        # its argument is only the key: the inputs' and the parameters' shapes name it too
+        init_id = (repr(module), signature(first), flat_shape.shape)
+        # the parameters themselves are cached (a function of these and the seed): a warm
+        # process loads no initialiser, whose executable costs more memory than the epoch's
+        flat = jnp.asarray(
+            cached_array(
+                "train.init.params",
+                (*init_id, seed),
+                lambda: compile_cached(
+                    init, (init_key,), name="train.init", key=init_id, options=_ONE_OFF
+                )(init_key),
+            )
         )
-        flat = init_kernel(init_key)
         opt_state = jax.jit(optimizer.init)(flat)
         kernels = [f.result() for f in futures]
     compile_seconds = time.perf_counter() - start
