@@ -1,6 +1,6 @@
 # Entry points (see README.md):
 #   make run    set up .venv and run the default workflow (offline semi-synthetic benchmark)
-#   make test   set up .venv and run the linters and the test suite
+#   make test   set up .venv and run the linters and the test suite (TEST_WORKERS=2 workers)
 #   make slurm-test  the workflow on a local single-node SLURM cluster (root; .ci/slurm/run.sh)
 #   make lock   refresh requirements.lock and envs/*.yaml after a change of pyproject.toml's
 #               dependencies (needs uv, https://docs.astral.sh/uv/, and PyPI; UV=/path/to/uv).
@@ -17,6 +17,8 @@
 
 PYTHON ?= python3.12
 CORES ?= 2
+# pytest workers of `make test` (pytest-xdist; each test file on one worker; 0: no workers)
+TEST_WORKERS ?= 2
 VENV := .venv
 STAMP := $(VENV)/.installed
 LOCK := requirements.lock
@@ -57,7 +59,7 @@ lint: $(STAMP)
 	$(VENV)/bin/snakemake --lint
 
 test: lint
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 slurm-test: $(STAMP)
 	.ci/slurm/run.sh

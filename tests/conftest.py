@@ -29,6 +29,26 @@ if not os.environ.get(CACHE_ENV):
 TINY_SIM = SimulationParams(n_cells=3000, n_genes=600, n_cell_types=6, n_samples=4, seed=1)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Run the whole-workflow tests first, the longest (``slow``) before the rest.
+
+    With workers (``make test`` runs ``pytest -n 2 --dist loadfile``) the long Snakemake runs then
+    start at once and the short tests fill the other workers around them, instead of one long run
+    at the end keeping a worker busy alone. The order within a file is kept.
+    """
+
+    def rank(item):
+        return (
+            0
+            if item.get_closest_marker("slow")
+            else 1
+            if item.get_closest_marker("workflow")
+            else 2
+        )
+
+    items.sort(key=rank)  # stable
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
