@@ -344,10 +344,7 @@ def compile_cached(
     except (*_UNREADABLE, jax.errors.JaxRuntimeError) as err:  # compile again, replace it
         logger.warning("unreadable cached executable %s (%s): compiling again", path, err)
     else:
-        try:
-            os.utime(path)  # least recently used eviction
-        except OSError:
-            pass
+        _touch(path)
         logger.debug("loaded the executable of %s from %s", name, path)
         return compiled
     _listen()
@@ -386,6 +383,12 @@ def _entry(folder: Path, name: str, key: Any, suffix: str) -> Path:
     flags = [getattr(jax.config, f) for f in _TRACE_FLAGS]  # may be set in a context: per call
     ident = repr((name, key, flags, _environment()))
     return folder / f"{name}-{hashlib.sha256(ident.encode()).hexdigest()[:40]}{suffix}"
+
+
+def _touch(path: Path) -> None:
+    """Mark an entry as just used (:func:`_evict` removes the least recently used first)."""
+    with contextlib.suppress(OSError):  # removed by a concurrent job: nothing to mark
+        os.utime(path)
 
 
 def _store(path: Path, blob: bytes, *, what: str) -> None:
@@ -433,8 +436,7 @@ def cached_array(name: str, key: Any, compute: Callable[[], Any]) -> Any:
     except _UNREADABLE as err:
         logger.warning("unreadable cached array %s (%s): computing it again", path, err)
     else:
-        with contextlib.suppress(OSError):
-            os.utime(path)  # least recently used eviction
+        _touch(path)
         logger.debug("loaded %s from %s", name, path)
         return value
     value = compute()
