@@ -34,7 +34,7 @@ def test_connectivities_equal_scanpys_umap_kernel(n_obs, n_dims, n_neighbors):
     assert (ours.obsp["distances"] != theirs.obsp["distances"]).nnz == 0
     a, b = ours.obsp["connectivities"], theirs.obsp["connectivities"]
     assert isinstance(a, sparse.csr_matrix) and a.dtype == np.float32
-    assert (a.indptr == b.indptr).all() and a.nnz == b.nnz  # the same edges
+    assert ((a > 0) != (b > 0)).nnz == 0 and a.nnz == b.nnz  # the same edges
     assert abs(a - b).max() < 1e-6  # up to float32 rounding
     assert a.diagonal().max() == 0 and abs(a - a.T).max() == 0
     # the duplicated cells are joined at full strength, as in umap-learn

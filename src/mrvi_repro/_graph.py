@@ -117,10 +117,8 @@ def umap_connectivities(distances: sparse.csr_matrix, n_neighbors: int) -> spars
         (vals.ravel(), (np.repeat(np.arange(n_obs), n_neighbors), cols.ravel())),
         shape=(n_obs, n_obs),
     )
-    graph.eliminate_zeros()
     transpose = graph.transpose()
-    union = graph + transpose - graph.multiply(transpose)
-    union = sparse.csr_matrix(union)
+    union = sparse.csr_matrix(graph + transpose - graph.multiply(transpose))
     union.eliminate_zeros()
     return union
 
